@@ -1,0 +1,36 @@
+# Bulwark: `make run` starts the embedded default; `make test` runs every check CI runs.
+PY := .venv/bin/python
+PG_URL ?= postgres://postgres@127.0.0.1:5432/bulwark
+REDIS_TEST_URL ?= redis://127.0.0.1:6379/14
+
+.PHONY: setup run test lint test-sqlite test-postgres bench schema
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup
+	$(PY) manage.py standalone
+
+lint: setup
+	.venv/bin/ruff format --check .
+	.venv/bin/ruff check .
+	.venv/bin/mypy .
+	.venv/bin/lint-imports
+	$(PY) manage.py check
+	$(PY) manage.py makemigrations --check --dry-run
+
+# The suite on the embedded default (SQLite, inline dispatch); end-to-end tests skip themselves.
+test-sqlite: setup
+	env -u DATABASE_URL -u REDIS_URL BULWARK_VAR_DIR=$(CURDIR)/var/test-sqlite .venv/bin/pytest -q
+
+# The suite on PostgreSQL + Redis, including end-to-end tests with real worker and scheduler processes.
+test-postgres: setup
+	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) BULWARK_VAR_DIR=$(CURDIR)/var/test-postgres .venv/bin/pytest -q
+
+test: lint test-sqlite test-postgres
+
+bench: setup
+	DATABASE_URL=$(PG_URL)_bench REDIS_URL=redis://127.0.0.1:6379/13 $(PY) bench/engine.py
+
+schema: setup
+	$(PY) -m playbooks.schema

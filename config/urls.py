@@ -1,0 +1,19 @@
+"""URL routes: the API under /api/v1/, health and metrics, admin."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config import health
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/", include("playbooks.api.urls")),
+    path("api/v1/", include("core.api.urls")),
+    path("api/v1/", include("integrations.api.urls")),
+    path("api/v1/", include("audit.api.urls")),
+    path("healthz", health.healthz, name="healthz"),
+    path("metrics", health.metrics, name="metrics"),
+]

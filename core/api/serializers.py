@@ -1,0 +1,56 @@
+"""Shapes of the runs API (shape only: operations live in core.runs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from core.models import Attempt, Run, StepRun
+
+
+class StartRunSerializer(serializers.Serializer[dict[str, Any]]):
+    playbook = serializers.SlugField(max_length=63)
+    inputs = serializers.DictField(required=False, default=dict)
+    version = serializers.IntegerField(required=False, min_value=1, allow_null=True, default=None)
+    dry_run = serializers.BooleanField(required=False, default=False)
+
+
+class AttemptSerializer(serializers.ModelSerializer[Attempt]):
+    class Meta:
+        model = Attempt
+        fields = ["number", "attempt_group", "outcome", "worker", "idempotency_key", "started_at",
+                  "finished_at", "duration_ms", "error"]
+
+
+class StepRunSerializer(serializers.ModelSerializer[StepRun]):
+    id = serializers.CharField(source="step_id")
+    unit = serializers.CharField(source="unit_label")
+    item = serializers.SerializerMethodField()
+    attempt_history = AttemptSerializer(source="attempt_rows", many=True, read_only=True)
+
+    class Meta:
+        model = StepRun
+        fields = ["id", "unit", "item", "phase", "status", "attempts", "max_attempts", "attempt_group",
+                  "inputs", "output", "error", "reason", "items_total", "queued_at", "started_at",
+                  "finished_at", "next_attempt_at", "attempt_history"]
+
+    def get_item(self, unit: StepRun) -> int | None:
+        return None if unit.item_index < 0 else unit.item_index
+
+
+class RunSerializer(serializers.ModelSerializer[Run]):
+    playbook = serializers.CharField(source="playbook.name")
+    version = serializers.IntegerField(source="version.number")
+
+    class Meta:
+        model = Run
+        fields = ["id", "playbook", "version", "status", "actor", "created_at", "finished_at"]
+
+
+class RunDetailSerializer(RunSerializer):
+    steps = StepRunSerializer(source="units", many=True, read_only=True)
+    content_hash = serializers.CharField(source="version.content_hash")
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "content_hash", "inputs", "steps"]

@@ -1,0 +1,88 @@
+"""The runs API: start, list, detail, cancel, retry a step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.db.models import Prefetch, QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts import roles
+from accounts.permissions import actor_for
+from core.api.serializers import RunDetailSerializer, RunSerializer, StartRunSerializer
+from core.models import Attempt, Run, StepRun
+from core.runs import RunRefused, cancel_run, retry_step, start_run
+from playbooks.models import Playbook
+
+
+class RunFilter(django_filters.FilterSet):
+    playbook = django_filters.CharFilter(field_name="playbook__name")
+    status = django_filters.ChoiceFilter(choices=Run.Status.choices)
+    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+
+    class Meta:
+        model = Run
+        fields = ["playbook", "status", "since"]
+
+
+def _refused(exc: RunRefused) -> ValidationError:
+    return ValidationError([{"path": path, "message": message} for path, message in exc.problems])
+
+
+class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
+    filterset_class = RunFilter
+    write_roles = {"create": (roles.ANALYST,), "cancel": (roles.ANALYST,), "retry_step": (roles.ANALYST,)}
+
+    def get_queryset(self) -> QuerySet[Run]:
+        queryset = Run.objects.select_related("playbook", "version")
+        if self.action == "retrieve":
+            units = StepRun.objects.order_by("id").prefetch_related(
+                Prefetch("attempt_rows", queryset=Attempt.objects.order_by("number"))
+            )
+            queryset = queryset.prefetch_related(Prefetch("units", queryset=units))
+        return queryset
+
+    def get_serializer_class(self) -> Any:
+        return RunDetailSerializer if self.action == "retrieve" else RunSerializer
+
+    @extend_schema(request=StartRunSerializer, responses={201: RunDetailSerializer})
+    def create(self, request: Request) -> Response:
+        body = StartRunSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        if data["dry_run"]:
+            raise ValidationError([{"path": "dry_run", "message": "dry runs are not supported by this version yet"}])
+        playbook = Playbook.objects.filter(name=data["playbook"]).first()
+        if playbook is None:
+            raise ValidationError([{"path": "playbook", "message": f"no playbook named {data['playbook']!r}"}])
+        try:
+            run = start_run(playbook=playbook, inputs=data["inputs"], version=data["version"],
+                            user=request.user, actor=actor_for(request.user))
+        except RunRefused as exc:
+            raise _refused(exc) from None
+        return Response(RunDetailSerializer(self.get_queryset().get(pk=run.pk)).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: RunDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        try:
+            run = cancel_run(run=self.get_object(), actor=actor_for(request.user))
+        except RunRefused as exc:
+            return Response({"error": exc.message, "errors": []}, status=status.HTTP_409_CONFLICT)
+        return Response(RunDetailSerializer(run).data)
+
+    @extend_schema(request=None, responses={200: RunDetailSerializer})
+    @action(detail=True, methods=["post"], url_path=r"steps/(?P<step_id>[a-z][a-z0-9_]{0,62})/retry")
+    def retry_step(self, request: Request, pk: str | None = None, step_id: str = "") -> Response:
+        try:
+            run = retry_step(run=self.get_object(), step_id=step_id, actor=actor_for(request.user))
+        except RunRefused as exc:
+            return Response({"error": exc.message, "errors": [{"path": p, "message": m} for p, m in exc.problems]},
+                            status=status.HTTP_409_CONFLICT)
+        return Response(RunDetailSerializer(run).data)

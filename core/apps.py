@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    name = "core"
+
+    def ready(self) -> None:
+        # Actors bind to the broker that is current when they are declared.
+        from core.broker import configure_broker
+
+        configure_broker()
+        import core.tasks  # noqa: F401

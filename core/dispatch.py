@@ -1,0 +1,65 @@
+"""The dispatcher seam: how a queued unit reaches a worker.
+
+Production sends dramatiq messages (Redis, or dramatiq's in-process broker in standalone
+mode); most tests use the inline dispatcher and drain it themselves. Either way the
+message only wakes a worker: the database row decides whether there is work.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import Protocol
+
+Message = tuple[int, int]  # (unit id, dispatch token)
+
+
+class Dispatcher(Protocol):
+    def send(self, messages: Sequence[Message]) -> None: ...
+
+
+class BrokerDispatcher:
+    """Sends one dramatiq message per unit on the `actions` queue."""
+
+    def send(self, messages: Sequence[Message]) -> None:
+        from core.tasks import execute_unit
+
+        for unit_id, token in messages:
+            execute_unit.send(unit_id, token)
+
+
+class InlineDispatcher:
+    """Keeps messages in memory until `drain()` runs them in this thread (tests)."""
+
+    def __init__(self) -> None:
+        self.pending: deque[Message] = deque()
+        self.sent: list[Message] = []
+
+    def send(self, messages: Sequence[Message]) -> None:
+        self.pending.extend(messages)
+        self.sent.extend(messages)
+
+    def drain(self, limit: int = 10_000) -> int:
+        """Execute pending messages (and what they lead to); returns how many ran."""
+        from core.execution import execute_unit_message
+
+        count = 0
+        while self.pending and count < limit:
+            unit_id, token = self.pending.popleft()
+            execute_unit_message(unit_id, token)
+            count += 1
+        return count
+
+
+_dispatcher: Dispatcher = BrokerDispatcher()
+
+
+def get_dispatcher() -> Dispatcher:
+    return _dispatcher
+
+
+def set_dispatcher(dispatcher: Dispatcher) -> Dispatcher:
+    """Install `dispatcher`; returns the previous one so tests can restore it."""
+    global _dispatcher
+    previous, _dispatcher = _dispatcher, dispatcher
+    return previous

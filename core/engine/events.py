@@ -1,0 +1,80 @@
+"""What can happen to a run (events in) and what the engine asks for (commands and facts out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.engine.state import ErrorInfo, RunState, UnitKey
+
+
+@dataclass(frozen=True)
+class Start:
+    """The run was created; start the steps that need nothing."""
+
+
+@dataclass(frozen=True)
+class UnitSucceeded:
+    key: UnitKey
+    output: Any
+
+
+@dataclass(frozen=True)
+class UnitFailed:
+    key: UnitKey
+    error: ErrorInfo
+
+
+@dataclass(frozen=True)
+class UnitLost:
+    """The unit's attempt stopped heartbeating (its worker died or was fenced)."""
+
+    key: UnitKey
+
+
+@dataclass(frozen=True)
+class RetryDue:
+    key: UnitKey
+
+
+@dataclass(frozen=True)
+class Cancel:
+    reason: str = "cancelled"
+
+
+@dataclass(frozen=True)
+class RetryStep:
+    """An operator asks to run a failed step again (and what it made skip)."""
+
+    step_id: str
+
+
+Event = Start | UnitSucceeded | UnitFailed | UnitLost | RetryDue | Cancel | RetryStep
+
+
+@dataclass(frozen=True)
+class Execute:
+    """Send this queued unit to a worker."""
+
+    key: UnitKey
+
+
+@dataclass(frozen=True)
+class Fact:
+    """Something that happened, for the audit trail."""
+
+    kind: str
+    key: UnitKey | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The engine's answer to an event: the new state and what changed."""
+
+    state: RunState
+    changed: frozenset[UnitKey]
+    created: frozenset[UnitKey]
+    commands: tuple[Execute, ...]
+    facts: tuple[Fact, ...]
+    run_status_changed: bool

@@ -1,0 +1,140 @@
+"""Runs, their step units and every attempt: the durable state of execution."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from core.engine.state import TERMINAL_RUN, RunStatus, UnitStatus
+
+
+class RunQuerySet(models.QuerySet["Run"]):
+    def active(self) -> RunQuerySet:
+        return self.exclude(status__in=[s.value for s in TERMINAL_RUN])
+
+
+class Run(models.Model):
+    """One execution of a pinned playbook version."""
+
+    Status = models.TextChoices("Status", [(s.name, s.value) for s in RunStatus])  # type: ignore[misc]
+
+    playbook = models.ForeignKey("playbooks.Playbook", on_delete=models.PROTECT, related_name="runs")
+    version = models.ForeignKey("playbooks.PlaybookVersion", on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=20, choices=Status.choices, default=RunStatus.RUNNING, db_index=True)
+    inputs = models.JSONField(default=dict)
+    context = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor = models.CharField(max_length=200, default="system")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_RUN
+
+
+class StepRun(models.Model):
+    """One unit of a run: a step, one item of a for_each step, or a compensation.
+
+    Executable units are claimed by workers: `attempts` is counted at the claim and is the
+    fencing token every completion write must match.
+    """
+
+    Status = models.TextChoices("Status", [(s.name, s.value) for s in UnitStatus])  # type: ignore[misc]
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="units")
+    step_id = models.CharField(max_length=63)
+    item_index = models.IntegerField(default=-1)
+    phase = models.CharField(max_length=12, default="main")
+    status = models.CharField(max_length=20, choices=Status.choices, default=UnitStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=1)
+    attempt_group = models.PositiveIntegerField(default=1)
+    dispatch_token = models.PositiveIntegerField(default=0)
+    inputs = models.JSONField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    reason = models.CharField(max_length=200, null=True, blank=True)
+    item_value = models.JSONField(null=True, blank=True)
+    items_total = models.IntegerField(null=True, blank=True)
+    finished_order = models.IntegerField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=200, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "step_id", "item_index", "phase"], name="unit_unique_per_run"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="unit_due_idx"),
+            models.Index(fields=["status", "lease_expires_at"], name="unit_lease_idx"),
+            models.Index(fields=["status", "queued_at"], name="unit_queued_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.unit_label} of run {self.run_id} ({self.status})"
+
+    @property
+    def unit_label(self) -> str:
+        text = self.step_id if self.item_index < 0 else f"{self.step_id}[{self.item_index}]"
+        return text if self.phase == "main" else f"{text}:{self.phase}"
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across automatic retries; a new attempt group after an operator retry."""
+        return f"bulwark-{self.run_id}-{self.unit_label}-g{self.attempt_group}"
+
+
+class Attempt(models.Model):
+    """One claimed attempt of a unit, as a worker ran it."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        LOST = "lost"
+        FENCED = "fenced"
+
+    unit = models.ForeignKey(StepRun, on_delete=models.CASCADE, related_name="attempt_rows")
+    number = models.PositiveIntegerField()
+    attempt_group = models.PositiveIntegerField(default=1)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices, default=Outcome.RUNNING)
+    worker = models.CharField(max_length=200, blank=True, default="")
+    idempotency_key = models.CharField(max_length=300)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["unit_id", "number"]
+        constraints = [models.UniqueConstraint(fields=["unit", "number"], name="attempt_number_unique")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of unit {self.unit_id} ({self.outcome})"
+
+
+class ReconcilerCounter(models.Model):
+    """How often the scheduler had to recover work, by kind (for /metrics)."""
+
+    kind = models.CharField(max_length=40, primary_key=True)
+    count = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.kind}={self.count}"

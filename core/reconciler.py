@@ -1,0 +1,125 @@
+"""The scheduler's periodic sweep: the database, not the broker, says what must happen.
+
+- retries whose time has come are queued;
+- running attempts whose lease expired (or that never got one) are recovered: queued
+  again, or left `needs_attention` when their attempts are spent or a repeat is unsafe;
+- queued units whose message seems lost (Redis restarted or flushed, a process died
+  between COMMIT and send) are sent again — a duplicate is harmless, the claim decides.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from core.dispatch import get_dispatcher
+from core.engine.advance import EngineError
+from core.engine.events import RetryDue, UnitLost
+from core.engine.state import RunState, UnitKey, UnitStatus
+from core.models import Attempt, ReconcilerCounter, StepRun
+from core.transitions import ConcurrentChange, LoadedUnit, apply_event
+
+log = logging.getLogger(__name__)
+ACTOR = "system:scheduler"
+BATCH = 500
+
+
+@dataclass
+class SweepResult:
+    retries_fired: int = 0
+    leases_recovered: int = 0
+    redispatched: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.retries_fired + self.leases_recovered + self.redispatched
+
+
+def _count(kind: str, amount: int) -> None:
+    if amount:
+        with transaction.atomic():
+            counter, _ = ReconcilerCounter.objects.select_for_update().get_or_create(kind=kind)
+            ReconcilerCounter.objects.filter(pk=counter.pk).update(count=F("count") + amount)
+
+
+def fire_due_retries(result: SweepResult) -> None:
+    due = StepRun.objects.filter(status=UnitStatus.RETRY_WAIT, next_attempt_at__lte=timezone.now())
+    for unit_id, run_id, step_id, item, phase in due.values_list("id", "run_id", "step_id", "item_index", "phase")[:BATCH]:
+        key = UnitKey(step_id, item, phase)
+        try:
+            if apply_event(run_id, RetryDue(key), actor=ACTOR) is not None:
+                result.retries_fired += 1
+        except (EngineError, ConcurrentChange) as exc:
+            result.errors.append(f"retry of unit {unit_id}: {exc}")
+
+
+def recover_expired_leases(result: SweepResult) -> None:
+    expired = StepRun.objects.filter(status=UnitStatus.RUNNING).filter(
+        Q(lease_expires_at__lt=Now()) | Q(lease_expires_at__isnull=True)
+    )
+    rows = expired.values_list("id", "run_id", "step_id", "item_index", "phase", "attempts")[:BATCH]
+    for unit_id, run_id, step_id, item, phase, attempts in rows:
+        key = UnitKey(step_id, item, phase)
+
+        def still_expired(state: RunState, loaded: dict[UnitKey, LoadedUnit], *, unit_id: int = unit_id,
+                          attempts: int = attempts) -> bool:
+            return StepRun.objects.filter(
+                Q(lease_expires_at__lt=Now()) | Q(lease_expires_at__isnull=True),
+                pk=unit_id, status=UnitStatus.RUNNING, attempts=attempts,
+            ).exists()
+
+        def mark_lost(run, decision, messages, *, unit_id: int = unit_id, attempts: int = attempts):  # type: ignore[no-untyped-def]
+            Attempt.objects.filter(unit_id=unit_id, number=attempts, outcome=Attempt.Outcome.RUNNING).update(
+                outcome=Attempt.Outcome.LOST, finished_at=timezone.now(),
+                error={"kind": "worker_lost", "message": "the lease expired: the worker died or stalled"},
+            )
+            return list(messages.values())
+
+        try:
+            if apply_event(run_id, UnitLost(key), actor=ACTOR, precondition=still_expired,
+                           before_commit=mark_lost) is not None:
+                result.leases_recovered += 1
+                log.warning("run %s: recovered %s after its lease expired (attempt %s)", run_id, key, attempts)
+        except (EngineError, ConcurrentChange) as exc:
+            result.errors.append(f"lease recovery of unit {unit_id}: {exc}")
+
+
+def redispatch_lost_messages(result: SweepResult) -> None:
+    cutoff = timezone.now() - timedelta(seconds=settings.BULWARK_REDISPATCH_SECONDS)
+    stale = list(
+        StepRun.objects.filter(status=UnitStatus.QUEUED, queued_at__lt=cutoff).values_list("id", "dispatch_token")[:BATCH]
+    )
+    if not stale:
+        return
+    resent = []
+    for unit_id, token in stale:
+        # Move queued_at so the same unit is re-sent at most once per interval.
+        if StepRun.objects.filter(pk=unit_id, status=UnitStatus.QUEUED, dispatch_token=token).update(
+            queued_at=timezone.now()
+        ):
+            resent.append((unit_id, token))
+    get_dispatcher().send(resent)
+    result.redispatched += len(resent)
+    log.info("re-sent %d queued units whose messages looked lost", len(resent))
+
+
+def sweep() -> SweepResult:
+    """One pass of the reconciler."""
+    result = SweepResult()
+    fire_due_retries(result)
+    recover_expired_leases(result)
+    redispatch_lost_messages(result)
+    _count("retry_fired", result.retries_fired)
+    _count("lease_expired", result.leases_recovered)
+    _count("redispatched", result.redispatched)
+    for error in result.errors:
+        log.warning("reconciler: %s", error)
+    return result

@@ -1,0 +1,112 @@
+"""Operations on runs: start, cancel, retry a step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from audit.events import NewEvent
+from core.engine.advance import EngineError, new_run_state
+from core.engine.events import Cancel, RetryStep, Start
+from core.engine.state import RunStatus
+from core.models import Run, StepRun
+from core.run_inputs import resolve_inputs
+from core.transitions import apply_event, plan_for
+from playbooks.models import Playbook, PlaybookVersion
+
+
+class RunRefused(Exception):
+    """A run cannot start (or change) as asked; `problems` say what and where."""
+
+    def __init__(self, message: str, problems: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or [("", message)]
+
+
+def _pick_version(playbook: Playbook, number: int | None) -> PlaybookVersion:
+    if number is None:
+        version = playbook.active_version
+        if version is None:
+            raise RunRefused(
+                f"playbook {playbook.name} has no published version; publish one or name a version",
+                [("version", "no published version")],
+            )
+        return version
+    try:
+        return playbook.versions.get(number=number)
+    except PlaybookVersion.DoesNotExist:
+        raise RunRefused(f"playbook {playbook.name} has no version {number}", [("version", "no such version")]) from None
+
+
+def start_run(
+    *,
+    playbook: Playbook,
+    inputs: dict[str, Any] | None = None,
+    version: int | None = None,
+    user: AbstractBaseUser | None = None,
+    actor: str,
+    context: dict[str, Any] | None = None,
+) -> Run:
+    """Create a run of the playbook's active (or given) version and start its first steps."""
+    chosen = _pick_version(playbook, version)
+    resolved, problems = resolve_inputs(chosen.definition.get("inputs") or {}, inputs or {})
+    if problems:
+        raise RunRefused(f"{problems[0][0]}: {problems[0][1]}", problems)
+    unsupported = [
+        (f"steps.{s['id']}", f"{'approval' if s.get('approval') else 'playbook'} steps are not supported by this engine yet")
+        for s in chosen.definition["steps"]
+        if s.get("approval") or s.get("playbook")
+    ]
+    if unsupported:
+        raise RunRefused(f"{unsupported[0][0]}: {unsupported[0][1]}", unsupported)
+    with transaction.atomic():
+        run = Run.objects.create(
+            playbook=playbook,
+            version=chosen,
+            inputs=resolved,
+            context=context or {},
+            created_by=user if user is not None and user.is_authenticated else None,
+            actor=actor,
+            status=RunStatus.RUNNING,
+        )
+        plan = plan_for(run)
+        state = new_run_state(plan, run_id=run.pk, inputs=resolved)
+        StepRun.objects.bulk_create(
+            StepRun(run=run, step_id=key.step, max_attempts=unit.max_attempts) for key, unit in state.units.items()
+        )
+        created = NewEvent(
+            stream=f"run:{run.pk}",
+            kind="run.created",
+            actor=actor,
+            payload={"playbook": playbook.name, "version": chosen.number, "content_hash": chosen.content_hash,
+                     "inputs": resolved},
+            run_id=run.pk,
+            playbook=playbook.name,
+        )
+        apply_event(run.pk, Start(), actor=actor, extra_events=[created])
+    run.refresh_from_db()
+    return run
+
+
+def cancel_run(*, run: Run, actor: str) -> Run:
+    """Stop a run: nothing new starts; attempts already running finish and are recorded."""
+    try:
+        apply_event(run.pk, Cancel(reason=f"cancelled by {actor}"), actor=actor)
+    except EngineError as exc:
+        raise RunRefused(str(exc)) from None
+    run.refresh_from_db()
+    return run
+
+
+def retry_step(*, run: Run, step_id: str, actor: str) -> Run:
+    """Run a failed (or stuck) step again with a fresh idempotency key, and what it skipped."""
+    try:
+        apply_event(run.pk, RetryStep(step_id=step_id), actor=actor)
+    except EngineError as exc:
+        raise RunRefused(str(exc), [(f"steps.{step_id}", str(exc))]) from None
+    run.refresh_from_db()
+    return run
+

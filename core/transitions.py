@@ -1,0 +1,234 @@
+"""The database shell around the engine core: load a run, advance it, store the result.
+
+Every transition is one transaction holding the run's row lock: the changed units, the
+run's status and the audit events are written together, and the messages for newly
+queued units are sent only after COMMIT. Unit rows are updated on the condition that
+they still hold what was loaded, so a concurrent claim can never be overwritten.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.events import NewEvent, record_events
+from core.dispatch import Message, get_dispatcher
+from core.engine.advance import advance
+from core.engine.events import Decision, Event, Fact
+from core.engine.plan import RunPlan, build_plan
+from core.engine.state import TERMINAL_RUN, TERMINAL_UNIT, RunState, RunStatus, Unit, UnitKey, UnitStatus
+from core.models import Run, StepRun
+from integrations.registry import load_actions
+
+log = logging.getLogger(__name__)
+
+UNIT_FIELDS = (
+    "id", "step_id", "item_index", "phase", "status", "attempts", "max_attempts", "attempt_group",
+    "dispatch_token", "inputs", "output", "error", "reason", "item_value", "items_total",
+    "finished_order", "next_attempt_at",
+)  # fmt: skip
+
+
+class ConcurrentChange(Exception):
+    """A unit row changed between loading and writing; the transition is retried."""
+
+
+@dataclass(frozen=True)
+class LoadedUnit:
+    id: int
+    status: str
+    attempts: int
+    dispatch_token: int
+
+
+def _ts(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=UTC)
+
+
+def _epoch(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+@functools.lru_cache(maxsize=256)
+def _plan_for(version_id: int, content_hash: str, definition_json: str) -> RunPlan:
+    import json
+
+    unsafe = frozenset(
+        name for name, spec in load_actions().items() if spec.side_effect != "read" and not spec.idempotent
+    )
+    return build_plan(json.loads(definition_json), unsafe_to_repeat=unsafe)
+
+
+def plan_for(run: Run) -> RunPlan:
+    """The engine plan of the run's pinned version (cached: versions are immutable)."""
+    import json
+
+    version = run.version
+    return _plan_for(version.pk, version.content_hash, json.dumps(version.definition, sort_keys=True))
+
+
+def _unit_from_row(row: dict[str, Any]) -> Unit:
+    return Unit(
+        key=UnitKey(row["step_id"], row["item_index"], row["phase"]),
+        status=UnitStatus(row["status"]),
+        attempts=row["attempts"],
+        attempt_group=row["attempt_group"],
+        max_attempts=row["max_attempts"],
+        inputs=row["inputs"],
+        output=row["output"],
+        error=row["error"],
+        reason=row["reason"],
+        next_attempt_at=_epoch(row["next_attempt_at"]),
+        finished_order=row["finished_order"],
+        items_total=row["items_total"],
+        item_value=row["item_value"],
+    )
+
+
+def load_state(run: Run) -> tuple[RunState, dict[UnitKey, LoadedUnit]]:
+    """The run's state for the engine, and what each row held when loaded."""
+    units: dict[UnitKey, Unit] = {}
+    loaded: dict[UnitKey, LoadedUnit] = {}
+    for row in StepRun.objects.filter(run_id=run.pk).values(*UNIT_FIELDS):
+        unit = _unit_from_row(row)
+        units[unit.key] = unit
+        loaded[unit.key] = LoadedUnit(row["id"], row["status"], row["attempts"], row["dispatch_token"])
+    state = RunState(
+        run_id=run.pk, status=RunStatus(run.status), inputs=run.inputs, units=units, context=run.context
+    )
+    return state, loaded
+
+
+_UNIT_DATA_FIELDS = (
+    "status", "attempts", "attempt_group", "max_attempts", "inputs", "output", "error", "reason",
+    "finished_order", "items_total", "item_value",
+)  # fmt: skip
+
+
+def _row_fields(before: Unit | None, after: Unit, now: datetime) -> dict[str, Any]:
+    fields = {
+        name: getattr(after, name)
+        for name in _UNIT_DATA_FIELDS
+        if before is None or getattr(before, name) != getattr(after, name)
+    }
+    if before is None or before.next_attempt_at != after.next_attempt_at:
+        fields["next_attempt_at"] = _ts(after.next_attempt_at)
+    if "status" in fields:
+        fields["status"] = after.status.value
+        if after.status == UnitStatus.QUEUED:
+            fields["queued_at"] = now
+        if after.status in TERMINAL_UNIT or after.status == UnitStatus.NEEDS_ATTENTION:
+            fields["finished_at"] = now
+        if after.status != UnitStatus.RUNNING:
+            fields["lease_expires_at"] = None
+            fields["lease_owner"] = ""
+    return fields
+
+
+def _audit_events(run: Run, facts: tuple[Fact, ...], actor: str) -> list[NewEvent]:
+    events = []
+    for fact in facts:
+        payload: dict[str, Any] = dict(fact.payload)
+        if fact.key is not None:
+            payload.setdefault("unit", str(fact.key))
+            if fact.key.item >= 0:
+                payload.setdefault("item", fact.key.item)
+        events.append(
+            NewEvent(
+                stream=f"run:{run.pk}",
+                kind=fact.kind,
+                actor=actor,
+                payload=payload,
+                run_id=run.pk,
+                step_id=fact.key.step if fact.key else None,
+                playbook=run.playbook.name if fact.kind.startswith("run.") else None,
+            )
+        )
+    return events
+
+
+def persist(run: Run, decision: Decision, before: RunState, loaded: dict[UnitKey, LoadedUnit], actor: str,
+            extra_events: list[NewEvent] | None = None) -> dict[UnitKey, Message]:
+    """Write the decision; returns the message of each unit it queued."""
+    now = timezone.now()
+    messages: dict[UnitKey, Message] = {}
+    for key in sorted(decision.changed):
+        after = decision.state.units[key]
+        row = loaded[key]
+        fields = _row_fields(before.units[key], after, now)
+        if after.status == UnitStatus.QUEUED and fields.get("status"):
+            fields["dispatch_token"] = row.dispatch_token + 1
+            messages[key] = (row.id, row.dispatch_token + 1)
+        updated = StepRun.objects.filter(pk=row.id, status=row.status, attempts=row.attempts).update(**fields)
+        if updated != 1:
+            raise ConcurrentChange(f"unit {key} of run {run.pk} changed concurrently")
+    if decision.created:
+        rows = []
+        for key in sorted(decision.created):
+            unit = decision.state.units[key]
+            fields = _row_fields(None, unit, now)
+            if unit.status == UnitStatus.QUEUED:
+                fields["dispatch_token"] = 1
+            rows.append(StepRun(run_id=run.pk, step_id=key.step, item_index=key.item, phase=key.phase, **fields))
+        for row_obj in StepRun.objects.bulk_create(rows):
+            key = UnitKey(row_obj.step_id, row_obj.item_index, row_obj.phase)
+            if row_obj.status == UnitStatus.QUEUED:
+                messages[key] = (row_obj.pk, 1)
+    if decision.run_status_changed:
+        run.status = decision.state.status.value
+        run.finished_at = now if decision.state.status in TERMINAL_RUN else None
+        run.save(update_fields=["status", "finished_at", "updated_at"])
+    events = _audit_events(run, decision.facts, actor) + (extra_events or [])
+    if events:
+        record_events(events)
+    return messages
+
+
+def dispatch_on_commit(messages: list[Message]) -> None:
+    if messages:
+        transaction.on_commit(lambda: get_dispatcher().send(messages))
+
+
+Precondition = Callable[[RunState, dict[UnitKey, LoadedUnit]], bool]
+Hook = Callable[[Run, Decision, dict[UnitKey, Message]], list[Message]]
+
+
+def apply_event(
+    run_id: int,
+    event: Event,
+    *,
+    actor: str,
+    precondition: Precondition | None = None,
+    before_commit: Hook | None = None,
+    extra_events: list[NewEvent] | None = None,
+    retries: int = 5,
+) -> Decision | None:
+    """Advance run `run_id` by `event` in one transaction; None when the precondition fails.
+
+    `before_commit` may take some of the queued units for itself (eager dispatch) and
+    returns the messages still to send.
+    """
+    for attempt in range(retries):
+        try:
+            with transaction.atomic():
+                run = Run.objects.select_for_update().select_related("version", "playbook").get(pk=run_id)
+                state, loaded = load_state(run)
+                if precondition is not None and not precondition(state, loaded):
+                    return None
+                decision = advance(plan_for(run), state, event, timezone.now().timestamp())
+                messages = persist(run, decision, state, loaded, actor, extra_events)
+                to_send = list(messages.values())
+                if before_commit is not None:
+                    to_send = before_commit(run, decision, messages)
+                dispatch_on_commit(to_send)
+                return decision
+        except ConcurrentChange:
+            log.info("run %s: concurrent change, retrying transition (%d)", run_id, attempt + 1)
+    raise ConcurrentChange(f"run {run_id}: gave up after {retries} concurrent changes")

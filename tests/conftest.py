@@ -1,0 +1,70 @@
+"""Shared fixtures: a small cast of users with roles (Alice authors, Bob analyses,
+Carol audits, Dave only views) and API clients for them."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group, User
+from rest_framework.test import APIClient
+
+from accounts import roles
+
+
+def _user(username: str, *groups: str, superuser: bool = False) -> User:
+    user = User.objects.create_user(username=username, password=f"{username}-pw-123456")
+    if superuser:
+        user.is_superuser = user.is_staff = True
+        user.save()
+    for name in groups:
+        user.groups.add(Group.objects.get_or_create(name=name)[0])
+    return user
+
+
+@pytest.fixture
+def alice(db: None) -> User:
+    """Alice is an author (writes and publishes playbooks) and an analyst."""
+    return _user("alice", roles.AUTHOR, roles.ANALYST)
+
+
+@pytest.fixture
+def bob(db: None) -> User:
+    """Bob is an analyst: starts, cancels and retries runs."""
+    return _user("bob", roles.ANALYST)
+
+
+@pytest.fixture
+def carol(db: None) -> User:
+    """Carol is an auditor."""
+    return _user("carol", roles.AUDITOR)
+
+
+@pytest.fixture
+def dave(db: None) -> User:
+    """Dave can only view."""
+    return _user("dave", roles.VIEWER)
+
+
+@pytest.fixture
+def admin_user(db: None) -> User:
+    return _user("root", roles.ADMIN, superuser=True)
+
+
+def client_for(user: User | None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def inline_dispatch(request: pytest.FixtureRequest):
+    """Queued units wait in memory until a test drains them (end-to-end tests use the broker)."""
+    from core.dispatch import InlineDispatcher, set_dispatcher
+
+    if request.node.get_closest_marker("e2e"):
+        yield None
+        return
+    dispatcher = InlineDispatcher()
+    previous = set_dispatcher(dispatcher)
+    yield dispatcher
+    set_dispatcher(previous)

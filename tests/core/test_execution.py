@@ -1,0 +1,163 @@
+"""The database shell: claims, fencing, eager dispatch, audit, with the inline dispatcher."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.verify import verify_chains
+from core.dispatch import InlineDispatcher
+from core.execution import claim_unit, complete, execute_unit_message, run_claimed, worker_name
+from core.models import Attempt, Run, StepRun
+from core.reconciler import sweep
+from core.runs import start_run
+from tests.core.factories import definition, echo, published_version
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def start(defn: dict, **inputs) -> Run:
+    version = published_version(defn)
+    return start_run(playbook=version.playbook, inputs=inputs, actor="user:bob")
+
+
+def units(run: Run) -> dict[str, StepRun]:
+    return {u.unit_label: u for u in StepRun.objects.filter(run=run)}
+
+
+def test_starting_a_run_queues_its_first_steps_after_commit(inline_dispatch: InlineDispatcher) -> None:
+    run = start(definition(echo("a"), echo("b"), echo("c", "a", "b")))
+    state = units(run)
+    assert (state["a"].status, state["b"].status, state["c"].status) == ("queued", "queued", "pending")
+    assert sorted(inline_dispatch.sent) == sorted([(state["a"].pk, 1), (state["b"].pk, 1)])
+    kinds = list(AuditEvent.objects.filter(run_id=run.pk).order_by("seq").values_list("kind", flat=True))
+    assert kinds[:2] == ["run.created", "run.started"]
+    assert kinds.count("step.queued") == 2
+
+
+def test_a_run_executes_to_success_and_its_audit_chain_verifies(inline_dispatch: InlineDispatcher) -> None:
+    run = start(definition(echo("a"), echo("b", "a"), echo("c", "b")))
+    inline_dispatch.drain()
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert run.finished_at is not None
+    assert all(u.status == "succeeded" and u.attempts == 1 for u in units(run).values())
+    assert units(run)["c"].output == {"message": "c", "data": {}}
+    assert verify_chains().ok
+
+
+def test_the_finishing_worker_runs_the_next_step_itself(inline_dispatch: InlineDispatcher) -> None:
+    run = start(definition(echo("a"), echo("b", "a"), echo("c", "b")))
+    inline_dispatch.drain()
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert len(inline_dispatch.sent) == 1  # b and c were claimed eagerly, never sent
+
+
+def test_a_duplicate_message_executes_nothing_twice(inline_dispatch: InlineDispatcher) -> None:
+    run = start(definition(echo("a")))
+    message = inline_dispatch.sent[0]
+    inline_dispatch.pending.append(message)
+    inline_dispatch.drain()
+    assert Attempt.objects.filter(unit__run=run).count() == 1
+
+
+def test_a_stale_dispatch_token_is_ignored(inline_dispatch: InlineDispatcher) -> None:
+    run = start(definition(echo("a")))
+    unit_id, token = inline_dispatch.pending.popleft()
+    execute_unit_message(unit_id, token - 1)
+    assert StepRun.objects.get(pk=unit_id).status == "queued"
+    assert not Attempt.objects.filter(unit__run=run).exists()
+
+
+def test_attempts_are_counted_at_the_claim(inline_dispatch: InlineDispatcher) -> None:
+    start(definition(echo("a")))
+    unit_id, token = inline_dispatch.pending.popleft()
+    with transaction.atomic():
+        claimed = claim_unit(unit_id, token, worker="w1")
+    assert claimed is not None
+    unit = StepRun.objects.get(pk=unit_id)
+    assert (unit.status, unit.attempts, unit.lease_owner) == ("running", 1, "w1")
+    assert unit.lease_expires_at > timezone.now()
+
+
+def expire_lease(unit_id: int) -> None:
+    StepRun.objects.filter(pk=unit_id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+
+
+def test_a_zombie_completion_after_lease_takeover_changes_nothing_and_is_audited(
+    inline_dispatch: InlineDispatcher,
+) -> None:
+    run = start(definition(echo("a", retry={"attempts": 3})))
+    unit_id, token = inline_dispatch.pending.popleft()
+    with transaction.atomic():
+        zombie = claim_unit(unit_id, token, worker="zombie")
+    expire_lease(unit_id)
+    assert sweep().leases_recovered == 1
+    inline_dispatch.drain()  # attempt 2 runs and succeeds
+    assert complete(zombie, run_claimed(zombie), worker="zombie") is None
+    unit = StepRun.objects.get(pk=unit_id)
+    assert (unit.status, unit.attempts) == ("succeeded", 2)
+    assert Attempt.objects.get(unit=unit, number=1).outcome == "fenced"
+    assert AuditEvent.objects.filter(run_id=run.pk, kind="attempt.fenced_write_rejected").count() == 1
+
+
+def test_a_step_that_keeps_killing_its_worker_needs_attention_after_its_attempts(
+    inline_dispatch: InlineDispatcher,
+) -> None:
+    run = start(definition(echo("a", retry={"attempts": 3}), echo("b", "a")))
+    for _ in range(3):
+        unit_id, token = inline_dispatch.pending.popleft()
+        with transaction.atomic():
+            assert claim_unit(unit_id, token, worker="doomed") is not None
+        expire_lease(unit_id)
+        sweep()
+    run.refresh_from_db()
+    unit = units(run)["a"]
+    assert (unit.status, unit.attempts) == ("needs_attention", 3)
+    assert unit.error["kind"] == "worker_lost"
+    assert run.status == "needs_attention"
+    assert not inline_dispatch.pending
+    assert list(Attempt.objects.filter(unit=unit).values_list("outcome", flat=True)) == ["lost"] * 3
+
+
+def test_a_transient_failure_retries_under_the_same_idempotency_key(
+    inline_dispatch: InlineDispatcher, time_machine
+) -> None:
+    fail = {"id": "a", "action": "util.fail",
+            "with": {"retryable": True, "succeed_on_attempt": 2},
+            "retry": {"attempts": 3, "backoff": "10s", "jitter": False}}  # fmt: skip
+    run = start(definition(fail))
+    inline_dispatch.drain()
+    unit = units(run)["a"]
+    assert unit.status == "retry_wait"
+    assert sweep().retries_fired == 0  # not due yet
+    time_machine.move_to(timezone.now() + timedelta(seconds=11))
+    assert sweep().retries_fired == 1
+    inline_dispatch.drain()
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    keys = set(Attempt.objects.filter(unit__run=run).values_list("idempotency_key", flat=True))
+    assert len(keys) == 1
+    assert Attempt.objects.filter(unit__run=run).count() == 2
+
+
+def test_a_queued_unit_whose_message_was_lost_is_sent_again(
+    inline_dispatch: InlineDispatcher, settings
+) -> None:
+    settings.BULWARK_REDISPATCH_SECONDS = 5
+    run = start(definition(echo("a")))
+    inline_dispatch.pending.clear()  # the broker lost it
+    StepRun.objects.filter(run=run).update(queued_at=timezone.now() - timedelta(seconds=6))
+    assert sweep().redispatched == 1
+    inline_dispatch.drain()
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+
+
+def test_the_worker_name_identifies_host_process_and_thread() -> None:
+    assert worker_name().count(":") >= 3
