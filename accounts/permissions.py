@@ -20,7 +20,7 @@ def role_names(user: AbstractBaseUser | AnonymousUser) -> set[str]:
     cached: set[str] | None = getattr(user, "_bulwark_roles", None)
     if cached is None:
         cached = set(user.groups.filter(name__in=roles.ROLES).values_list("name", flat=True))  # type: ignore[attr-defined]
-        user._bulwark_roles = cached  # type: ignore[union-attr]
+        setattr(user, "_bulwark_roles", cached)  # noqa: B010 - a per-request cache on the user object
     return cached
 
 

@@ -9,7 +9,15 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 
+def _is_problem(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"path", "message"}
+
+
 def _flatten(detail: Any, path: str = "") -> list[dict[str, str]]:
+    """DRF's nested error detail as a flat list of {path, message}; lists that already
+    have that shape (raised by our views) pass through."""
+    if isinstance(detail, list) and detail and all(_is_problem(v) for v in detail):
+        return [{"path": str(v["path"]), "message": str(v["message"])} for v in detail]
     if isinstance(detail, dict):
         out: list[dict[str, str]] = []
         for key, value in detail.items():

@@ -35,11 +35,14 @@ SECRET_KEY = os.environ.get("BULWARK_SECRET_KEY") or _secret_from_file("secret.k
 # Fernet keys, comma-separated: the first encrypts, all decrypt (key rotation).
 ENCRYPTION_KEYS = [
     k.strip()
-    for k in (os.environ.get("BULWARK_ENCRYPTION_KEY") or _secret_from_file("encryption.key")).split(",")
+    for k in (
+        os.environ.get("BULWARK_ENCRYPTION_KEY") or _secret_from_file("encryption.key")
+    ).split(",")
     if k.strip()
 ]
 ALLOWED_HOSTS = [
-    h.strip() for h in os.environ.get("BULWARK_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+    h.strip()
+    for h in os.environ.get("BULWARK_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
 ]
 
 INSTALLED_APPS = [
@@ -158,5 +161,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("BULWARK_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # httpx logs full request URLs at INFO, query strings (and any secret in them) included.
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }

@@ -12,24 +12,26 @@ from dramatiq.brokers.stub import StubBroker
 QUEUE = "actions"
 
 
-class DatabaseConnections(dramatiq.Middleware):  # type: ignore[misc]
+class DatabaseConnections(dramatiq.Middleware):
     """Close stale or broken database connections around each message, as Django does per request."""
 
     def before_process_message(self, broker: Any, message: Any) -> None:
         close_old_connections()
 
-    def after_process_message(self, broker: Any, message: Any, *, result: Any = None, exception: Any = None) -> None:
+    def after_process_message(
+        self, broker: Any, message: Any, *, result: Any = None, exception: Any = None
+    ) -> None:
         close_old_connections()
 
 
 def build_broker() -> dramatiq.Broker:
     # No Retries/TimeLimit/AgeLimit middleware: retries, timeouts and redelivery are decided
     # by the database state, never by the broker.
-    middleware = [DatabaseConnections()]
+    middleware: list[dramatiq.Middleware] = [DatabaseConnections()]
     if settings.REDIS_URL:
         from dramatiq.brokers.redis import RedisBroker
 
-        return RedisBroker(url=settings.REDIS_URL, middleware=middleware, namespace="bulwark")
+        return RedisBroker(url=settings.REDIS_URL, middleware=middleware, namespace="bulwark")  # type: ignore[no-untyped-call]
     return StubBroker(middleware=middleware)
 
 

@@ -20,6 +20,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import close_old_connections
 from django.db.models import DateTimeField, ExpressionWrapper, Value
+from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 
 from core.models import StepRun
@@ -28,7 +29,7 @@ from integrations.context import ActionContext
 log = logging.getLogger(__name__)
 
 
-def lease_deadline(seconds: float | None = None) -> ExpressionWrapper:
+def lease_deadline(seconds: float | None = None) -> ExpressionWrapper[CombinedExpression]:
     """`now() + lease` evaluated by the database, never by a worker's own clock."""
     span = timedelta(seconds=seconds if seconds is not None else settings.BULWARK_LEASE_SECONDS)
     return ExpressionWrapper(Now() + Value(span), output_field=DateTimeField())
@@ -37,7 +38,9 @@ def lease_deadline(seconds: float | None = None) -> ExpressionWrapper:
 class LeaseKeeper:
     """Renews the leases of the attempts this process is running."""
 
-    def __init__(self, *, lease_seconds: float, on_lost_database: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, *, lease_seconds: float, on_lost_database: Callable[[], None] | None = None
+    ) -> None:
         self.lease_seconds = lease_seconds
         self.on_lost_database = on_lost_database
         self._held: dict[int, tuple[int, ActionContext]] = {}
@@ -58,7 +61,9 @@ class LeaseKeeper:
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
             self._last_ok = time.monotonic()
-            self._thread = threading.Thread(target=self._loop, name="bulwark-heartbeat", daemon=True)
+            self._thread = threading.Thread(
+                target=self._loop, name="bulwark-heartbeat", daemon=True
+            )
             self._thread.start()
 
     def stop(self) -> None:
@@ -117,6 +122,7 @@ def lease_keeper() -> LeaseKeeper:
         if _keeper is None:
             exits = os.environ.get("BULWARK_EXIT_ON_LEASE_LOSS") == "1"
             _keeper = LeaseKeeper(
-                lease_seconds=settings.BULWARK_LEASE_SECONDS, on_lost_database=exit_process if exits else None
+                lease_seconds=settings.BULWARK_LEASE_SECONDS,
+                on_lost_database=exit_process if exits else None,
             )
         return _keeper

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from core.models import Attempt, ReconcilerCounter, Run, StepRun
+from core.models import RUN_STATUS_CHOICES, Attempt, ReconcilerCounter, Run, StepRun
 
 DURATION_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000)
 
@@ -21,12 +21,16 @@ DURATION_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30
 class BulwarkCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
         runs = GaugeMetricFamily("bulwark_runs", "Runs by status", labels=["status"])
-        counts = dict(Run.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
-        for status in Run.Status.values:
+        counts = dict(
+            Run.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n")
+        )
+        for status, _ in RUN_STATUS_CHOICES:
             runs.add_metric([status], counts.get(status, 0))
         yield runs
 
-        depth = GaugeMetricFamily("bulwark_queue_depth", "Units waiting for a worker, by state", labels=["state"])
+        depth = GaugeMetricFamily(
+            "bulwark_queue_depth", "Units waiting for a worker, by state", labels=["state"]
+        )
         waiting = StepRun.objects.aggregate(
             queued=Count("id", filter=Q(status="queued")),
             retry_wait=Count("id", filter=Q(status="retry_wait")),
@@ -42,16 +46,20 @@ class BulwarkCollector(Collector):
             total_ms=Sum("duration_ms"),
             **{f"le_{b}": Count("id", filter=Q(duration_ms__lte=b)) for b in DURATION_BUCKETS_MS},
         )
-        histogram = HistogramMetricFamily("bulwark_step_duration_seconds", "Duration of finished step attempts")
+        histogram = HistogramMetricFamily(
+            "bulwark_step_duration_seconds", "Duration of finished step attempts"
+        )
         histogram.add_metric(
             [],
-            [(str(b / 1000), buckets[f"le_{b}"]) for b in DURATION_BUCKETS_MS] + [("+Inf", buckets["total"])],
+            [(str(b / 1000), buckets[f"le_{b}"]) for b in DURATION_BUCKETS_MS]
+            + [("+Inf", buckets["total"])],
             sum_value=(buckets["total_ms"] or 0.0) / 1000,
         )
         yield histogram
 
-        recoveries = CounterMetricFamily("bulwark_reconciler_recoveries", "Work the scheduler recovered",
-                                         labels=["kind"])
+        recoveries = CounterMetricFamily(
+            "bulwark_reconciler_recoveries", "Work the scheduler recovered", labels=["kind"]
+        )
         for kind, count in ReconcilerCounter.objects.values_list("kind", "count"):
             recoveries.add_metric([kind], count)
         yield recoveries

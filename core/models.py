@@ -8,6 +8,16 @@ from django.db import models
 from core.engine.state import TERMINAL_RUN, RunStatus, UnitStatus
 
 
+# The engine's enums are the one list of statuses; the database stores their values.
+RUN_STATUS_CHOICES = [(s.value, s.value.replace("_", " ")) for s in RunStatus]
+UNIT_STATUS_CHOICES = [(s.value, s.value.replace("_", " ")) for s in UnitStatus]
+
+
+def idempotency_key(run_id: int, unit: str, attempt_group: int) -> str:
+    """Stable across automatic retries; a new attempt group after an operator retry."""
+    return f"bulwark-{run_id}-{unit}-g{attempt_group}"
+
+
 class RunQuerySet(models.QuerySet["Run"]):
     def active(self) -> RunQuerySet:
         return self.exclude(status__in=[s.value for s in TERMINAL_RUN])
@@ -16,11 +26,15 @@ class RunQuerySet(models.QuerySet["Run"]):
 class Run(models.Model):
     """One execution of a pinned playbook version."""
 
-    Status = models.TextChoices("Status", [(s.name, s.value) for s in RunStatus])  # type: ignore[misc]
-
-    playbook = models.ForeignKey("playbooks.Playbook", on_delete=models.PROTECT, related_name="runs")
-    version = models.ForeignKey("playbooks.PlaybookVersion", on_delete=models.PROTECT, related_name="runs")
-    status = models.CharField(max_length=20, choices=Status.choices, default=RunStatus.RUNNING, db_index=True)
+    playbook = models.ForeignKey(
+        "playbooks.Playbook", on_delete=models.PROTECT, related_name="runs"
+    )
+    version = models.ForeignKey(
+        "playbooks.PlaybookVersion", on_delete=models.PROTECT, related_name="runs"
+    )
+    status = models.CharField(
+        max_length=20, choices=RUN_STATUS_CHOICES, default=RunStatus.RUNNING, db_index=True
+    )
     inputs = models.JSONField(default=dict)
     context = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(
@@ -51,13 +65,13 @@ class StepRun(models.Model):
     fencing token every completion write must match.
     """
 
-    Status = models.TextChoices("Status", [(s.name, s.value) for s in UnitStatus])  # type: ignore[misc]
-
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="units")
     step_id = models.CharField(max_length=63)
     item_index = models.IntegerField(default=-1)
     phase = models.CharField(max_length=12, default="main")
-    status = models.CharField(max_length=20, choices=Status.choices, default=UnitStatus.PENDING)
+    status = models.CharField(
+        max_length=20, choices=UNIT_STATUS_CHOICES, default=UnitStatus.PENDING
+    )
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=1)
     attempt_group = models.PositiveIntegerField(default=1)
@@ -65,7 +79,7 @@ class StepRun(models.Model):
     inputs = models.JSONField(null=True, blank=True)
     output = models.JSONField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)
-    reason = models.CharField(max_length=200, null=True, blank=True)
+    reason = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001 - None means "no reason", as in the engine
     item_value = models.JSONField(null=True, blank=True)
     items_total = models.IntegerField(null=True, blank=True)
     finished_order = models.IntegerField(null=True, blank=True)
@@ -79,7 +93,9 @@ class StepRun(models.Model):
     class Meta:
         ordering = ["run_id", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["run", "step_id", "item_index", "phase"], name="unit_unique_per_run"),
+            models.UniqueConstraint(
+                fields=["run", "step_id", "item_index", "phase"], name="unit_unique_per_run"
+            ),
         ]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="unit_due_idx"),
@@ -97,8 +113,7 @@ class StepRun(models.Model):
 
     @property
     def idempotency_key(self) -> str:
-        """Stable across automatic retries; a new attempt group after an operator retry."""
-        return f"bulwark-{self.run_id}-{self.unit_label}-g{self.attempt_group}"
+        return idempotency_key(self.run_id, self.unit_label, self.attempt_group)
 
 
 class Attempt(models.Model):
@@ -124,7 +139,9 @@ class Attempt(models.Model):
 
     class Meta:
         ordering = ["unit_id", "number"]
-        constraints = [models.UniqueConstraint(fields=["unit", "number"], name="attempt_number_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["unit", "number"], name="attempt_number_unique")
+        ]
 
     def __str__(self) -> str:
         return f"attempt {self.number} of unit {self.unit_id} ({self.outcome})"

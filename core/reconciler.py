@@ -52,7 +52,9 @@ def _count(kind: str, amount: int) -> None:
 
 def fire_due_retries(result: SweepResult) -> None:
     due = StepRun.objects.filter(status=UnitStatus.RETRY_WAIT, next_attempt_at__lte=timezone.now())
-    for unit_id, run_id, step_id, item, phase in due.values_list("id", "run_id", "step_id", "item_index", "phase")[:BATCH]:
+    for unit_id, run_id, step_id, item, phase in due.values_list(
+        "id", "run_id", "step_id", "item_index", "phase"
+    )[:BATCH]:
         key = UnitKey(step_id, item, phase)
         try:
             if apply_event(run_id, RetryDue(key), actor=ACTOR) is not None:
@@ -69,25 +71,51 @@ def recover_expired_leases(result: SweepResult) -> None:
     for unit_id, run_id, step_id, item, phase, attempts in rows:
         key = UnitKey(step_id, item, phase)
 
-        def still_expired(state: RunState, loaded: dict[UnitKey, LoadedUnit], *, unit_id: int = unit_id,
-                          attempts: int = attempts) -> bool:
+        def still_expired(
+            state: RunState,
+            loaded: dict[UnitKey, LoadedUnit],
+            *,
+            unit_id: int = unit_id,
+            attempts: int = attempts,
+        ) -> bool:
             return StepRun.objects.filter(
                 Q(lease_expires_at__lt=Now()) | Q(lease_expires_at__isnull=True),
-                pk=unit_id, status=UnitStatus.RUNNING, attempts=attempts,
+                pk=unit_id,
+                status=UnitStatus.RUNNING,
+                attempts=attempts,
             ).exists()
 
         def mark_lost(run, decision, messages, *, unit_id: int = unit_id, attempts: int = attempts):  # type: ignore[no-untyped-def]
-            Attempt.objects.filter(unit_id=unit_id, number=attempts, outcome=Attempt.Outcome.RUNNING).update(
-                outcome=Attempt.Outcome.LOST, finished_at=timezone.now(),
-                error={"kind": "worker_lost", "message": "the lease expired: the worker died or stalled"},
+            Attempt.objects.filter(
+                unit_id=unit_id, number=attempts, outcome=Attempt.Outcome.RUNNING
+            ).update(
+                outcome=Attempt.Outcome.LOST,
+                finished_at=timezone.now(),
+                error={
+                    "kind": "worker_lost",
+                    "message": "the lease expired: the worker died or stalled",
+                },
             )
-            return list(messages.values())
+            return list(messages.values()), []
 
         try:
-            if apply_event(run_id, UnitLost(key), actor=ACTOR, precondition=still_expired,
-                           before_commit=mark_lost) is not None:
+            if (
+                apply_event(
+                    run_id,
+                    UnitLost(key),
+                    actor=ACTOR,
+                    precondition=still_expired,
+                    before_commit=mark_lost,
+                )
+                is not None
+            ):
                 result.leases_recovered += 1
-                log.warning("run %s: recovered %s after its lease expired (attempt %s)", run_id, key, attempts)
+                log.warning(
+                    "run %s: recovered %s after its lease expired (attempt %s)",
+                    run_id,
+                    key,
+                    attempts,
+                )
         except (EngineError, ConcurrentChange) as exc:
             result.errors.append(f"lease recovery of unit {unit_id}: {exc}")
 
@@ -95,16 +123,18 @@ def recover_expired_leases(result: SweepResult) -> None:
 def redispatch_lost_messages(result: SweepResult) -> None:
     cutoff = timezone.now() - timedelta(seconds=settings.BULWARK_REDISPATCH_SECONDS)
     stale = list(
-        StepRun.objects.filter(status=UnitStatus.QUEUED, queued_at__lt=cutoff).values_list("id", "dispatch_token")[:BATCH]
+        StepRun.objects.filter(status=UnitStatus.QUEUED, queued_at__lt=cutoff).values_list(
+            "id", "dispatch_token"
+        )[:BATCH]
     )
     if not stale:
         return
     resent = []
     for unit_id, token in stale:
         # Move queued_at so the same unit is re-sent at most once per interval.
-        if StepRun.objects.filter(pk=unit_id, status=UnitStatus.QUEUED, dispatch_token=token).update(
-            queued_at=timezone.now()
-        ):
+        if StepRun.objects.filter(
+            pk=unit_id, status=UnitStatus.QUEUED, dispatch_token=token
+        ).update(queued_at=timezone.now()):
             resent.append((unit_id, token))
     get_dispatcher().send(resent)
     result.redispatched += len(resent)

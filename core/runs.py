@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import transaction
 
 from audit.events import NewEvent
@@ -38,7 +38,9 @@ def _pick_version(playbook: Playbook, number: int | None) -> PlaybookVersion:
     try:
         return playbook.versions.get(number=number)
     except PlaybookVersion.DoesNotExist:
-        raise RunRefused(f"playbook {playbook.name} has no version {number}", [("version", "no such version")]) from None
+        raise RunRefused(
+            f"playbook {playbook.name} has no version {number}", [("version", "no such version")]
+        ) from None
 
 
 def start_run(
@@ -46,7 +48,7 @@ def start_run(
     playbook: Playbook,
     inputs: dict[str, Any] | None = None,
     version: int | None = None,
-    user: AbstractBaseUser | None = None,
+    user: AbstractBaseUser | AnonymousUser | None = None,
     actor: str,
     context: dict[str, Any] | None = None,
 ) -> Run:
@@ -56,7 +58,10 @@ def start_run(
     if problems:
         raise RunRefused(f"{problems[0][0]}: {problems[0][1]}", problems)
     unsupported = [
-        (f"steps.{s['id']}", f"{'approval' if s.get('approval') else 'playbook'} steps are not supported by this engine yet")
+        (
+            f"steps.{s['id']}",
+            f"{'approval' if s.get('approval') else 'playbook'} steps are not supported by this engine yet",
+        )
         for s in chosen.definition["steps"]
         if s.get("approval") or s.get("playbook")
     ]
@@ -68,21 +73,26 @@ def start_run(
             version=chosen,
             inputs=resolved,
             context=context or {},
-            created_by=user if user is not None and user.is_authenticated else None,
+            created_by=user if isinstance(user, User) else None,
             actor=actor,
             status=RunStatus.RUNNING,
         )
         plan = plan_for(run)
         state = new_run_state(plan, run_id=run.pk, inputs=resolved)
         StepRun.objects.bulk_create(
-            StepRun(run=run, step_id=key.step, max_attempts=unit.max_attempts) for key, unit in state.units.items()
+            StepRun(run=run, step_id=key.step, max_attempts=unit.max_attempts)
+            for key, unit in state.units.items()
         )
         created = NewEvent(
             stream=f"run:{run.pk}",
             kind="run.created",
             actor=actor,
-            payload={"playbook": playbook.name, "version": chosen.number, "content_hash": chosen.content_hash,
-                     "inputs": resolved},
+            payload={
+                "playbook": playbook.name,
+                "version": chosen.number,
+                "content_hash": chosen.content_hash,
+                "inputs": resolved,
+            },
             run_id=run.pk,
             playbook=playbook.name,
         )
@@ -109,4 +119,3 @@ def retry_step(*, run: Run, step_id: str, actor: str) -> Run:
         raise RunRefused(str(exc), [(f"steps.{step_id}", str(exc))]) from None
     run.refresh_from_db()
     return run
-

@@ -23,7 +23,15 @@ from core.dispatch import Message, get_dispatcher
 from core.engine.advance import advance
 from core.engine.events import Decision, Event, Fact
 from core.engine.plan import RunPlan, build_plan
-from core.engine.state import TERMINAL_RUN, TERMINAL_UNIT, RunState, RunStatus, Unit, UnitKey, UnitStatus
+from core.engine.state import (
+    TERMINAL_RUN,
+    TERMINAL_UNIT,
+    RunState,
+    RunStatus,
+    Unit,
+    UnitKey,
+    UnitStatus,
+)
 from core.models import Run, StepRun
 from integrations.registry import load_actions
 
@@ -61,7 +69,9 @@ def _plan_for(version_id: int, content_hash: str, definition_json: str) -> RunPl
     import json
 
     unsafe = frozenset(
-        name for name, spec in load_actions().items() if spec.side_effect != "read" and not spec.idempotent
+        name
+        for name, spec in load_actions().items()
+        if spec.side_effect != "read" and not spec.idempotent
     )
     return build_plan(json.loads(definition_json), unsafe_to_repeat=unsafe)
 
@@ -71,7 +81,9 @@ def plan_for(run: Run) -> RunPlan:
     import json
 
     version = run.version
-    return _plan_for(version.pk, version.content_hash, json.dumps(version.definition, sort_keys=True))
+    return _plan_for(
+        version.pk, version.content_hash, json.dumps(version.definition, sort_keys=True)
+    )
 
 
 def _unit_from_row(row: dict[str, Any]) -> Unit:
@@ -99,9 +111,15 @@ def load_state(run: Run) -> tuple[RunState, dict[UnitKey, LoadedUnit]]:
     for row in StepRun.objects.filter(run_id=run.pk).values(*UNIT_FIELDS):
         unit = _unit_from_row(row)
         units[unit.key] = unit
-        loaded[unit.key] = LoadedUnit(row["id"], row["status"], row["attempts"], row["dispatch_token"])
+        loaded[unit.key] = LoadedUnit(
+            row["id"], row["status"], row["attempts"], row["dispatch_token"]
+        )
     state = RunState(
-        run_id=run.pk, status=RunStatus(run.status), inputs=run.inputs, units=units, context=run.context
+        run_id=run.pk,
+        status=RunStatus(run.status),
+        inputs=run.inputs,
+        units=units,
+        context=run.context,
     )
     return state, loaded
 
@@ -154,9 +172,15 @@ def _audit_events(run: Run, facts: tuple[Fact, ...], actor: str) -> list[NewEven
     return events
 
 
-def persist(run: Run, decision: Decision, before: RunState, loaded: dict[UnitKey, LoadedUnit], actor: str,
-            extra_events: list[NewEvent] | None = None) -> dict[UnitKey, Message]:
-    """Write the decision; returns the message of each unit it queued."""
+def persist(
+    run: Run,
+    decision: Decision,
+    before: RunState,
+    loaded: dict[UnitKey, LoadedUnit],
+    actor: str,
+) -> tuple[dict[UnitKey, Message], list[NewEvent]]:
+    """Write the decision's rows; returns the message of each unit it queued and the
+    audit events to record (the caller records them in one batch)."""
     now = timezone.now()
     messages: dict[UnitKey, Message] = {}
     for key in sorted(decision.changed):
@@ -166,7 +190,9 @@ def persist(run: Run, decision: Decision, before: RunState, loaded: dict[UnitKey
         if after.status == UnitStatus.QUEUED and fields.get("status"):
             fields["dispatch_token"] = row.dispatch_token + 1
             messages[key] = (row.id, row.dispatch_token + 1)
-        updated = StepRun.objects.filter(pk=row.id, status=row.status, attempts=row.attempts).update(**fields)
+        updated = StepRun.objects.filter(
+            pk=row.id, status=row.status, attempts=row.attempts
+        ).update(**fields)
         if updated != 1:
             raise ConcurrentChange(f"unit {key} of run {run.pk} changed concurrently")
     if decision.created:
@@ -176,7 +202,11 @@ def persist(run: Run, decision: Decision, before: RunState, loaded: dict[UnitKey
             fields = _row_fields(None, unit, now)
             if unit.status == UnitStatus.QUEUED:
                 fields["dispatch_token"] = 1
-            rows.append(StepRun(run_id=run.pk, step_id=key.step, item_index=key.item, phase=key.phase, **fields))
+            rows.append(
+                StepRun(
+                    run_id=run.pk, step_id=key.step, item_index=key.item, phase=key.phase, **fields
+                )
+            )
         for row_obj in StepRun.objects.bulk_create(rows):
             key = UnitKey(row_obj.step_id, row_obj.item_index, row_obj.phase)
             if row_obj.status == UnitStatus.QUEUED:
@@ -185,10 +215,7 @@ def persist(run: Run, decision: Decision, before: RunState, loaded: dict[UnitKey
         run.status = decision.state.status.value
         run.finished_at = now if decision.state.status in TERMINAL_RUN else None
         run.save(update_fields=["status", "finished_at", "updated_at"])
-    events = _audit_events(run, decision.facts, actor) + (extra_events or [])
-    if events:
-        record_events(events)
-    return messages
+    return messages, _audit_events(run, decision.facts, actor)
 
 
 def dispatch_on_commit(messages: list[Message]) -> None:
@@ -197,7 +224,9 @@ def dispatch_on_commit(messages: list[Message]) -> None:
 
 
 Precondition = Callable[[RunState, dict[UnitKey, LoadedUnit]], bool]
-Hook = Callable[[Run, Decision, dict[UnitKey, Message]], list[Message]]
+# Runs inside the transaction after the rows are written: may claim queued units for
+# the caller (eager dispatch); returns the messages still to send and more audit events.
+Hook = Callable[[Run, Decision, dict[UnitKey, Message]], tuple[list[Message], list[NewEvent]]]
 
 
 def apply_event(
@@ -212,21 +241,28 @@ def apply_event(
 ) -> Decision | None:
     """Advance run `run_id` by `event` in one transaction; None when the precondition fails.
 
-    `before_commit` may take some of the queued units for itself (eager dispatch) and
-    returns the messages still to send.
+    `extra_events` are recorded before the engine's own facts (e.g. the attempt that led
+    to this transition); `before_commit` may take queued units for the caller.
     """
     for attempt in range(retries):
         try:
             with transaction.atomic():
-                run = Run.objects.select_for_update().select_related("version", "playbook").get(pk=run_id)
+                run = (
+                    Run.objects.select_for_update()
+                    .select_related("version", "playbook")
+                    .get(pk=run_id)
+                )
                 state, loaded = load_state(run)
                 if precondition is not None and not precondition(state, loaded):
                     return None
                 decision = advance(plan_for(run), state, event, timezone.now().timestamp())
-                messages = persist(run, decision, state, loaded, actor, extra_events)
-                to_send = list(messages.values())
+                messages, events = persist(run, decision, state, loaded, actor)
+                to_send, later = list(messages.values()), []
                 if before_commit is not None:
-                    to_send = before_commit(run, decision, messages)
+                    to_send, later = before_commit(run, decision, messages)
+                all_events = [*(extra_events or []), *events, *later]
+                if all_events:
+                    record_events(all_events)
                 dispatch_on_commit(to_send)
                 return decision
         except ConcurrentChange:

@@ -20,10 +20,6 @@ class ConnectionInfo:
     credentials: dict[str, Any] = field(repr=False)
     allow_private_network: bool = False
 
-    def secret_values(self) -> list[str]:
-        """Credential strings to redact wherever output might echo them."""
-        return [str(v) for v in self.credentials.values() if isinstance(v, (str, int)) and str(v)]
-
 
 @dataclass
 class ActionContext:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,6 +26,9 @@ ACTION_MODULES = [
     "integrations.actions.util",
     "integrations.actions.http_request",
 ]
+# Fault-injection actions for the end-to-end tests; never loaded unless asked for.
+if os.environ.get("BULWARK_FAULT_ACTIONS") == "1":
+    ACTION_MODULES.append("integrations.actions.faults")
 
 
 @dataclass(frozen=True)

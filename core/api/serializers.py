@@ -19,8 +19,17 @@ class StartRunSerializer(serializers.Serializer[dict[str, Any]]):
 class AttemptSerializer(serializers.ModelSerializer[Attempt]):
     class Meta:
         model = Attempt
-        fields = ["number", "attempt_group", "outcome", "worker", "idempotency_key", "started_at",
-                  "finished_at", "duration_ms", "error"]
+        fields = [
+            "number",
+            "attempt_group",
+            "outcome",
+            "worker",
+            "idempotency_key",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+            "error",
+        ]
 
 
 class StepRunSerializer(serializers.ModelSerializer[StepRun]):
@@ -31,9 +40,26 @@ class StepRunSerializer(serializers.ModelSerializer[StepRun]):
 
     class Meta:
         model = StepRun
-        fields = ["id", "unit", "item", "phase", "status", "attempts", "max_attempts", "attempt_group",
-                  "inputs", "output", "error", "reason", "items_total", "queued_at", "started_at",
-                  "finished_at", "next_attempt_at", "attempt_history"]
+        fields = [
+            "id",
+            "unit",
+            "item",
+            "phase",
+            "status",
+            "attempts",
+            "max_attempts",
+            "attempt_group",
+            "inputs",
+            "output",
+            "error",
+            "reason",
+            "items_total",
+            "queued_at",
+            "started_at",
+            "finished_at",
+            "next_attempt_at",
+            "attempt_history",
+        ]
 
     def get_item(self, unit: StepRun) -> int | None:
         return None if unit.item_index < 0 else unit.item_index

@@ -16,14 +16,14 @@ from rest_framework.response import Response
 from accounts import roles
 from accounts.permissions import actor_for
 from core.api.serializers import RunDetailSerializer, RunSerializer, StartRunSerializer
-from core.models import Attempt, Run, StepRun
+from core.models import RUN_STATUS_CHOICES, Attempt, Run, StepRun
 from core.runs import RunRefused, cancel_run, retry_step, start_run
 from playbooks.models import Playbook
 
 
 class RunFilter(django_filters.FilterSet):
     playbook = django_filters.CharFilter(field_name="playbook__name")
-    status = django_filters.ChoiceFilter(choices=Run.Status.choices)
+    status = django_filters.ChoiceFilter(choices=RUN_STATUS_CHOICES)
     since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
 
     class Meta:
@@ -37,7 +37,11 @@ def _refused(exc: RunRefused) -> ValidationError:
 
 class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
     filterset_class = RunFilter
-    write_roles = {"create": (roles.ANALYST,), "cancel": (roles.ANALYST,), "retry_step": (roles.ANALYST,)}
+    write_roles = {
+        "create": (roles.ANALYST,),
+        "cancel": (roles.ANALYST,),
+        "retry_step": (roles.ANALYST,),
+    }
 
     def get_queryset(self) -> QuerySet[Run]:
         queryset = Run.objects.select_related("playbook", "version")
@@ -57,16 +61,28 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         if data["dry_run"]:
-            raise ValidationError([{"path": "dry_run", "message": "dry runs are not supported by this version yet"}])
+            raise ValidationError(
+                [{"path": "dry_run", "message": "dry runs are not supported by this version yet"}]
+            )
         playbook = Playbook.objects.filter(name=data["playbook"]).first()
         if playbook is None:
-            raise ValidationError([{"path": "playbook", "message": f"no playbook named {data['playbook']!r}"}])
+            raise ValidationError(
+                [{"path": "playbook", "message": f"no playbook named {data['playbook']!r}"}]
+            )
         try:
-            run = start_run(playbook=playbook, inputs=data["inputs"], version=data["version"],
-                            user=request.user, actor=actor_for(request.user))
+            run = start_run(
+                playbook=playbook,
+                inputs=data["inputs"],
+                version=data["version"],
+                user=request.user,
+                actor=actor_for(request.user),
+            )
         except RunRefused as exc:
             raise _refused(exc) from None
-        return Response(RunDetailSerializer(self.get_queryset().get(pk=run.pk)).data, status=status.HTTP_201_CREATED)
+        return Response(
+            RunDetailSerializer(self.get_queryset().get(pk=run.pk)).data,
+            status=status.HTTP_201_CREATED,
+        )
 
     @extend_schema(request=None, responses={200: RunDetailSerializer})
     @action(detail=True, methods=["post"])
@@ -78,11 +94,18 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
         return Response(RunDetailSerializer(run).data)
 
     @extend_schema(request=None, responses={200: RunDetailSerializer})
-    @action(detail=True, methods=["post"], url_path=r"steps/(?P<step_id>[a-z][a-z0-9_]{0,62})/retry")
+    @action(
+        detail=True, methods=["post"], url_path=r"steps/(?P<step_id>[a-z][a-z0-9_]{0,62})/retry"
+    )
     def retry_step(self, request: Request, pk: str | None = None, step_id: str = "") -> Response:
         try:
             run = retry_step(run=self.get_object(), step_id=step_id, actor=actor_for(request.user))
         except RunRefused as exc:
-            return Response({"error": exc.message, "errors": [{"path": p, "message": m} for p, m in exc.problems]},
-                            status=status.HTTP_409_CONFLICT)
+            return Response(
+                {
+                    "error": exc.message,
+                    "errors": [{"path": p, "message": m} for p, m in exc.problems],
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
         return Response(RunDetailSerializer(run).data)

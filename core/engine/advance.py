@@ -39,7 +39,12 @@ from core.engine.state import (
     UnitKey,
     UnitStatus,
 )
-from playbooks.expressions import ExpressionError, evaluate_condition, render_value, uses_status_function
+from playbooks.expressions import (
+    ExpressionError,
+    evaluate_condition,
+    render_value,
+    uses_status_function,
+)
 
 STOPPING_REASON = "the run is stopping after a failure"
 
@@ -78,8 +83,7 @@ class _Builder:
 
     def create(self, unit: Unit) -> None:
         if unit.key in self.units:
-            self.update(unit.key, **{f: getattr(unit, f) for f in unit.__dataclass_fields__ if f != "key"})
-            return
+            raise EngineError(f"unit {unit.key} exists already")
         self.units[unit.key] = unit
         self.created.add(unit.key)
 
@@ -138,7 +142,13 @@ def _finish_success(b: _Builder, key: UnitKey, output: Any) -> None:
 
 
 def _fail(b: _Builder, key: UnitKey, error: dict[str, Any], *, kind: str = "step.failed") -> None:
-    b.update(key, status=UnitStatus.FAILED, error=error, next_attempt_at=None, finished_order=b.next_order())
+    b.update(
+        key,
+        status=UnitStatus.FAILED,
+        error=error,
+        next_attempt_at=None,
+        finished_order=b.next_order(),
+    )
     b.fact(kind if key.phase != COMPENSATE else "compensation.failed", key, error=error)
 
 
@@ -157,9 +167,17 @@ def _on_failed(b: _Builder, event: UnitFailed) -> None:
             retry_after=event.error.retry_after,
             seed=f"{b.original.run_id}:{event.key}:{unit.attempt_group}",
         )
-        b.update(event.key, status=UnitStatus.RETRY_WAIT, error=error, next_attempt_at=b.now + delay)
-        b.fact("step.retry_scheduled", event.key, error=error, delay_seconds=round(delay, 3),
-               attempt=unit.attempts, max_attempts=unit.max_attempts)
+        b.update(
+            event.key, status=UnitStatus.RETRY_WAIT, error=error, next_attempt_at=b.now + delay
+        )
+        b.fact(
+            "step.retry_scheduled",
+            event.key,
+            error=error,
+            delay_seconds=round(delay, 3),
+            attempt=unit.attempts,
+            max_attempts=unit.max_attempts,
+        )
         return
     _fail(b, event.key, error)
 
@@ -168,7 +186,11 @@ def _on_lost(b: _Builder, event: UnitLost) -> None:
     unit = b.unit(event.key)
     _require(unit, UnitStatus.RUNNING, event)
     step = b.plan.step(event.key.step)
-    action = step.action if event.key.phase != COMPENSATE else (step.compensate.action if step.compensate else None)
+    action = (
+        step.action
+        if event.key.phase != COMPENSATE
+        else (step.compensate.action if step.compensate else None)
+    )
     if unit.attempts >= unit.max_attempts:
         error = {
             "kind": "worker_lost",
@@ -203,7 +225,12 @@ def _on_cancel(b: _Builder, event: Cancel) -> None:
     if b.status in TERMINAL_RUN:
         raise EngineError(f"the run is already {b.status.value}")
     for key, unit in list(b.units.items()):
-        if unit.status in {UnitStatus.PENDING, UnitStatus.QUEUED, UnitStatus.RETRY_WAIT, UnitStatus.NEEDS_ATTENTION}:
+        if unit.status in {
+            UnitStatus.PENDING,
+            UnitStatus.QUEUED,
+            UnitStatus.RETRY_WAIT,
+            UnitStatus.NEEDS_ATTENTION,
+        }:
             b.update(key, status=UnitStatus.CANCELLED, reason=event.reason, next_attempt_at=None)
     running = any(u.status == UnitStatus.RUNNING for u in b.units.values())
     b.set_run_status(RunStatus.CANCELLING if running else RunStatus.CANCELLED, reason=event.reason)
@@ -213,31 +240,54 @@ def _descendants(plan: RunPlan, step_id: str) -> list[StepPlan]:
     return [s for s in plan.steps if step_id in plan.ancestors[s.id]]
 
 
+def _renewed(b: _Builder, unit: Unit) -> dict[str, Any]:
+    """Fields that make a unit runnable again with a fresh attempt budget and key.
+
+    `attempts` never goes down: it is the unit's fencing token, so it must stay monotonic.
+    """
+    return {
+        "status": UnitStatus.PENDING,
+        "attempt_group": unit.attempt_group + 1,
+        "max_attempts": unit.attempts + b.plan.step(unit.key.step).retry.attempts,
+        "error": None,
+        "reason": None,
+        "next_attempt_at": None,
+        "finished_order": None,
+    }
+
+
 def _reset_step(b: _Builder, step_id: str, *, resume_items: bool) -> None:
     """Make a step runnable again. The retried step itself keeps its succeeded items."""
     key = UnitKey(step_id)
     unit = b.unit(key)
-    fresh = {"attempts": 0, "error": None, "reason": None, "next_attempt_at": None, "finished_order": None}
     for item in b.state.items_of(step_id) if unit.items_total is not None else []:
         if item.status != UnitStatus.SUCCEEDED or not resume_items:
-            b.update(item.key, status=UnitStatus.PENDING, attempt_group=item.attempt_group + 1, **fresh)
+            b.update(item.key, **_renewed(b, item))
     if resume_items and unit.items_total is not None:
         b.update(key, status=UnitStatus.RUNNING, error=None, reason=None, finished_order=None)
         return
-    b.update(key, status=UnitStatus.PENDING, attempt_group=unit.attempt_group + 1, output=None, **fresh)
+    b.update(key, output=None, **_renewed(b, unit))
 
 
 def _on_retry_step(b: _Builder, event: RetryStep) -> None:
     if event.step_id not in b.plan.by_id:
         raise EngineError(f"the run has no step {event.step_id!r}")
     if b.status not in {RunStatus.FAILED, RunStatus.NEEDS_ATTENTION}:
-        raise EngineError(f"only a failed run or one that needs attention can retry a step; this run is {b.status.value}")
+        raise EngineError(
+            f"only a failed run or one that needs attention can retry a step; this run is {b.status.value}"
+        )
     unit = b.unit(UnitKey(event.step_id))
     if unit.status not in {UnitStatus.FAILED, UnitStatus.NEEDS_ATTENTION}:
-        raise EngineError(f"step {event.step_id} is {unit.status.value}; only a failed step can be retried")
+        raise EngineError(
+            f"step {event.step_id} is {unit.status.value}; only a failed step can be retried"
+        )
     _reset_step(b, event.step_id, resume_items=True)
     for step in _descendants(b.plan, event.step_id):
-        if b.unit(UnitKey(step.id)).status in {UnitStatus.SKIPPED, UnitStatus.FAILED, UnitStatus.NEEDS_ATTENTION}:
+        if b.unit(UnitKey(step.id)).status in {
+            UnitStatus.SKIPPED,
+            UnitStatus.FAILED,
+            UnitStatus.NEEDS_ATTENTION,
+        }:
             _reset_step(b, step.id, resume_items=False)
     for step in b.plan.steps:  # steps skipped only because the run was stopping
         if b.unit(UnitKey(step.id)).reason == STOPPING_REASON:
@@ -248,7 +298,9 @@ def _on_retry_step(b: _Builder, event: RetryStep) -> None:
 
 def _require(unit: Unit, status: UnitStatus, event: Event) -> None:
     if unit.status != status:
-        raise EngineError(f"{type(event).__name__} for {unit.key} which is {unit.status.value}, not {status.value}")
+        raise EngineError(
+            f"{type(event).__name__} for {unit.key} which is {unit.status.value}, not {status.value}"
+        )
 
 
 # -- progress -----------------------------------------------------------------------------
@@ -259,7 +311,9 @@ def _status_functions(b: _Builder, step: StepPlan) -> dict[str, Callable[[], boo
     return {
         "always": lambda: True,
         "succeeded": lambda: all(u.status == UnitStatus.SUCCEEDED for u in needs),
-        "failed": lambda: any(b.unit(UnitKey(a)).status == UnitStatus.FAILED for a in b.plan.ancestors[step.id]),
+        "failed": lambda: any(
+            b.unit(UnitKey(a)).status == UnitStatus.FAILED for a in b.plan.ancestors[step.id]
+        ),
         "cancelled": lambda: b.status in {RunStatus.CANCELLING, RunStatus.CANCELLED},
     }
 
@@ -269,8 +323,8 @@ def _skip(b: _Builder, key: UnitKey, reason: str) -> None:
     b.fact("step.skipped", key, reason=reason)
 
 
-def _queue(b: _Builder, key: UnitKey, inputs: Any, max_attempts: int) -> None:
-    b.update(key, status=UnitStatus.QUEUED, inputs=inputs, max_attempts=max_attempts, error=None, reason=None)
+def _queue(b: _Builder, key: UnitKey, inputs: Any) -> None:
+    b.update(key, status=UnitStatus.QUEUED, inputs=inputs, error=None, reason=None)
     b.commands.append(Execute(key))
     b.fact("step.queued", key)
 
@@ -294,17 +348,34 @@ def _start_if_ready(b: _Builder, step: StepPlan) -> bool:
     ok = all_succeeded
     if step.if_ is not None and (explicit or all_succeeded):
         try:
-            value = evaluate_condition(step.if_, b.template_context(), functions=_status_functions(b, step),
-                                       path=f"steps.{step.id}.if")
+            value = evaluate_condition(
+                step.if_,
+                b.template_context(),
+                functions=_status_functions(b, step),
+                path=f"steps.{step.id}.if",
+            )
         except ExpressionError as exc:
             _fail(b, key, _expression_error(exc))
             return True
         ok = value if explicit else all_succeeded and value
     if not ok:
-        _skip(b, key, "its condition was false" if all_succeeded or explicit else "a step it needs did not succeed")
+        _skip(
+            b,
+            key,
+            "its condition was false"
+            if all_succeeded or explicit
+            else "a step it needs did not succeed",
+        )
         return True
     if step.kind != "action":
-        _fail(b, key, {"kind": "unsupported", "message": f"{step.kind} steps are not supported by this engine yet"})
+        _fail(
+            b,
+            key,
+            {
+                "kind": "unsupported",
+                "message": f"{step.kind} steps are not supported by this engine yet",
+            },
+        )
         return True
     if step.is_fan_out:
         _start_fan_out(b, step)
@@ -314,7 +385,7 @@ def _start_if_ready(b: _Builder, step: StepPlan) -> bool:
     except ExpressionError as exc:
         _fail(b, key, _expression_error(exc))
         return True
-    _queue(b, key, inputs, step.retry.attempts)
+    _queue(b, key, inputs)
     return True
 
 
@@ -326,12 +397,22 @@ def _start_fan_out(b: _Builder, step: StepPlan) -> None:
         _fail(b, key, _expression_error(exc))
         return
     if not isinstance(items, list):
-        _fail(b, key, {"kind": "expression", "message": f"steps.{step.id}.for_each: expected a list, got {type(items).__name__}"})
+        _fail(
+            b,
+            key,
+            {
+                "kind": "expression",
+                "message": f"steps.{step.id}.for_each: expected a list, got {type(items).__name__}",
+            },
+        )
         return
     previous = b.unit(key).items_total or 0
     for index, value in enumerate(items):
-        b.create(Unit(key=UnitKey(step.id, index), item_value=value, max_attempts=step.retry.attempts,
-                      attempt_group=(b.units[UnitKey(step.id, index)].attempt_group + 1) if index < previous else 1))
+        item = UnitKey(step.id, index)
+        if index < previous:  # a step run again: its items were renewed by _reset_step
+            b.update(item, item_value=value, output=None)
+        else:
+            b.create(Unit(key=item, item_value=value, max_attempts=step.retry.attempts))
     for index in range(len(items), previous):
         _skip(b, UnitKey(step.id, index), "no longer among the step's items")
     b.update(key, status=UnitStatus.RUNNING, items_total=len(items), output=None, error=None)
@@ -359,28 +440,44 @@ def _feed_fan_out(b: _Builder, step: StepPlan) -> bool:
             break
         extra = {"item": item.item_value, "item_index": item.key.item}
         try:
-            inputs = render_value(dict(step.with_), b.template_context(extra), path=f"steps.{step.id}[{item.key.item}].with")
+            inputs = render_value(
+                dict(step.with_),
+                b.template_context(extra),
+                path=f"steps.{step.id}[{item.key.item}].with",
+            )
         except ExpressionError as exc:
             _fail(b, item.key, _expression_error(exc))
             stopping = progressed = True
             continue
-        _queue(b, item.key, inputs, step.retry.attempts)
+        _queue(b, item.key, inputs)
         active += 1
         progressed = True
     items = b.state.items_of(step.id)
     if all(u.status in TERMINAL_UNIT for u in items):
-        failed = [u.key.item for u in items if u.status in {UnitStatus.FAILED, UnitStatus.CANCELLED}]
+        failed = [
+            u.key.item for u in items if u.status in {UnitStatus.FAILED, UnitStatus.CANCELLED}
+        ]
         if failed:
-            _fail(b, key, {"kind": "items_failed", "message": f"{len(failed)} of {len(items)} items failed",
-                           "failed_items": failed})
+            _fail(
+                b,
+                key,
+                {
+                    "kind": "items_failed",
+                    "message": f"{len(failed)} of {len(items)} items failed",
+                    "failed_items": failed,
+                },
+            )
         else:
             _finish_success(b, key, [u.output for u in items])
         return True
     if not any(u.status in ACTIVE_UNIT or u.status == UnitStatus.PENDING for u in items) and any(
         u.status == UnitStatus.NEEDS_ATTENTION for u in items
     ):
-        b.update(key, status=UnitStatus.NEEDS_ATTENTION, error={"kind": "items_need_attention",
-                 "message": "some items need attention"})
+        b.update(
+            key,
+            status=UnitStatus.NEEDS_ATTENTION,
+            error={"kind": "items_need_attention", "message": "some items need attention"},
+        )
         return True
     return progressed
 
@@ -390,17 +487,27 @@ def _compensate(b: _Builder) -> None:
     units = b.main_units()
     if not b.state.compensations():
         targets = [
-            u for u in units
-            if u.status == UnitStatus.SUCCEEDED and u.items_total is None
+            u
+            for u in units
+            if u.status == UnitStatus.SUCCEEDED
+            and u.items_total is None
             and b.plan.step(u.key.step).compensate is not None
         ]
         if not targets:
             b.set_run_status(RunStatus.FAILED, compensated=0)
             return
         for target in targets:
-            b.create(Unit(key=UnitKey(target.key.step, target.key.item, COMPENSATE), item_value=target.item_value))
+            b.create(
+                Unit(
+                    key=UnitKey(target.key.step, target.key.item, COMPENSATE),
+                    item_value=target.item_value,
+                    max_attempts=RetryPolicy().attempts,
+                )
+            )
         b.set_run_status(RunStatus.COMPENSATING)
-    order = sorted(b.state.compensations(), key=lambda u: -(b.unit(u.key.target).finished_order or 0))
+    order = sorted(
+        b.state.compensations(), key=lambda u: -(b.unit(u.key.target).finished_order or 0)
+    )
     for comp in order:
         if comp.status in TERMINAL_UNIT:
             continue
@@ -409,12 +516,15 @@ def _compensate(b: _Builder) -> None:
             assert step.compensate is not None
             extra = {"item": comp.item_value, "item_index": comp.key.item}
             try:
-                inputs = render_value(dict(step.compensate.with_), b.template_context(extra),
-                                      path=f"steps.{step.id}.compensate.with")
+                inputs = render_value(
+                    dict(step.compensate.with_),
+                    b.template_context(extra),
+                    path=f"steps.{step.id}.compensate.with",
+                )
             except ExpressionError as exc:
                 _fail(b, comp.key, _expression_error(exc))
                 continue
-            _queue(b, comp.key, inputs, RetryPolicy().attempts)
+            _queue(b, comp.key, inputs)
         if comp.status == UnitStatus.NEEDS_ATTENTION:
             b.set_run_status(RunStatus.NEEDS_ATTENTION)
         return
@@ -436,7 +546,9 @@ def _settle(b: _Builder) -> None:
         return
     steps = [b.unit(UnitKey(s.id)) for s in b.plan.steps]
     if b.status == RunStatus.COMPENSATING or (
-        all(u.status in TERMINAL_UNIT for u in steps) and b.failure_seen() and b.plan.on_failure == "compensate"
+        all(u.status in TERMINAL_UNIT for u in steps)
+        and b.failure_seen()
+        and b.plan.on_failure == "compensate"
     ):
         _compensate(b)
         return
@@ -507,10 +619,16 @@ def claim(state: RunState, key: UnitKey) -> RunState:
     return replace(state, units=units)
 
 
-def new_run_state(plan: RunPlan, *, run_id: int, inputs: dict[str, Any], context: dict[str, Any] | None = None) -> RunState:
+def new_run_state(
+    plan: RunPlan, *, run_id: int, inputs: dict[str, Any], context: dict[str, Any] | None = None
+) -> RunState:
     """A run's state before Start: every step pending."""
-    units = {UnitKey(s.id): Unit(key=UnitKey(s.id), max_attempts=s.retry.attempts) for s in plan.steps}
-    return RunState(run_id=run_id, status=RunStatus.RUNNING, inputs=inputs, units=units, context=context or {})
+    units = {
+        UnitKey(s.id): Unit(key=UnitKey(s.id), max_attempts=s.retry.attempts) for s in plan.steps
+    }
+    return RunState(
+        run_id=run_id, status=RunStatus.RUNNING, inputs=inputs, units=units, context=context or {}
+    )
 
 
 __all__ = ["EngineError", "ErrorInfo", "advance", "claim", "new_run_state"]

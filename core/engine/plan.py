@@ -134,7 +134,9 @@ def _ancestors(steps: Mapping[str, StepPlan], order: list[str]) -> dict[str, fro
     return result
 
 
-def build_plan(definition: Mapping[str, Any], *, unsafe_to_repeat: frozenset[str] = frozenset()) -> RunPlan:
+def build_plan(
+    definition: Mapping[str, Any], *, unsafe_to_repeat: frozenset[str] = frozenset()
+) -> RunPlan:
     """The engine plan of a validated definition (the dict form, keys as in YAML)."""
     steps = {s["id"]: _step(s) for s in definition["steps"]}
     order = topological_order({sid: list(s.needs) for sid, s in steps.items()})

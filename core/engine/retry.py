@@ -30,4 +30,4 @@ def backoff_delay(
         delay = delay / 2 + delay / 2 * _unit_interval(f"{seed}:{attempt}")
     if retry_after is not None and retry_after > delay:
         delay = min(retry_after, MAX_RETRY_AFTER)
-    return max(0.0, delay)
+    return max(0.0, float(delay))

@@ -14,7 +14,9 @@ def published_version(definition: dict[str, Any]) -> PlaybookVersion:
     """A playbook with `definition` as its published version 1."""
     playbook, _ = Playbook.objects.get_or_create(name=definition["name"])
     number = playbook.versions.count() + 1
-    playbook.versions.filter(state=PlaybookVersion.State.PUBLISHED).update(state=PlaybookVersion.State.RETIRED)
+    playbook.versions.filter(state=PlaybookVersion.State.PUBLISHED).update(
+        state=PlaybookVersion.State.RETIRED
+    )
     return PlaybookVersion.objects.create(
         playbook=playbook,
         number=number,
@@ -30,4 +32,10 @@ def definition(*steps: dict[str, Any], name: str = "test-playbook", **top: Any) 
 
 
 def echo(step_id: str, *needs: str, **extra: Any) -> dict[str, Any]:
-    return {"id": step_id, "action": "util.echo", "needs": list(needs), "with": {"message": step_id}, **extra}
+    return {
+        "id": step_id,
+        "action": "util.echo",
+        "needs": list(needs),
+        "with": {"message": step_id},
+        **extra,
+    }

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -29,17 +28,27 @@ def units(run: Run) -> dict[str, StepRun]:
     return {u.unit_label: u for u in StepRun.objects.filter(run=run)}
 
 
-def test_starting_a_run_queues_its_first_steps_after_commit(inline_dispatch: InlineDispatcher) -> None:
+def test_starting_a_run_queues_its_first_steps_after_commit(
+    inline_dispatch: InlineDispatcher,
+) -> None:
     run = start(definition(echo("a"), echo("b"), echo("c", "a", "b")))
     state = units(run)
-    assert (state["a"].status, state["b"].status, state["c"].status) == ("queued", "queued", "pending")
+    assert (state["a"].status, state["b"].status, state["c"].status) == (
+        "queued",
+        "queued",
+        "pending",
+    )
     assert sorted(inline_dispatch.sent) == sorted([(state["a"].pk, 1), (state["b"].pk, 1)])
-    kinds = list(AuditEvent.objects.filter(run_id=run.pk).order_by("seq").values_list("kind", flat=True))
+    kinds = list(
+        AuditEvent.objects.filter(run_id=run.pk).order_by("seq").values_list("kind", flat=True)
+    )
     assert kinds[:2] == ["run.created", "run.started"]
     assert kinds.count("step.queued") == 2
 
 
-def test_a_run_executes_to_success_and_its_audit_chain_verifies(inline_dispatch: InlineDispatcher) -> None:
+def test_a_run_executes_to_success_and_its_audit_chain_verifies(
+    inline_dispatch: InlineDispatcher,
+) -> None:
     run = start(definition(echo("a"), echo("b", "a"), echo("c", "b")))
     inline_dispatch.drain()
     run.refresh_from_db()
@@ -77,8 +86,7 @@ def test_a_stale_dispatch_token_is_ignored(inline_dispatch: InlineDispatcher) ->
 def test_attempts_are_counted_at_the_claim(inline_dispatch: InlineDispatcher) -> None:
     start(definition(echo("a")))
     unit_id, token = inline_dispatch.pending.popleft()
-    with transaction.atomic():
-        claimed = claim_unit(unit_id, token, worker="w1")
+    claimed = claim_unit(unit_id, token, worker="w1")
     assert claimed is not None
     unit = StepRun.objects.get(pk=unit_id)
     assert (unit.status, unit.attempts, unit.lease_owner) == ("running", 1, "w1")
@@ -86,7 +94,9 @@ def test_attempts_are_counted_at_the_claim(inline_dispatch: InlineDispatcher) ->
 
 
 def expire_lease(unit_id: int) -> None:
-    StepRun.objects.filter(pk=unit_id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    StepRun.objects.filter(pk=unit_id).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
 
 
 def test_a_zombie_completion_after_lease_takeover_changes_nothing_and_is_audited(
@@ -94,8 +104,7 @@ def test_a_zombie_completion_after_lease_takeover_changes_nothing_and_is_audited
 ) -> None:
     run = start(definition(echo("a", retry={"attempts": 3})))
     unit_id, token = inline_dispatch.pending.popleft()
-    with transaction.atomic():
-        zombie = claim_unit(unit_id, token, worker="zombie")
+    zombie = claim_unit(unit_id, token, worker="zombie")
     expire_lease(unit_id)
     assert sweep().leases_recovered == 1
     inline_dispatch.drain()  # attempt 2 runs and succeeds
@@ -103,7 +112,9 @@ def test_a_zombie_completion_after_lease_takeover_changes_nothing_and_is_audited
     unit = StepRun.objects.get(pk=unit_id)
     assert (unit.status, unit.attempts) == ("succeeded", 2)
     assert Attempt.objects.get(unit=unit, number=1).outcome == "fenced"
-    assert AuditEvent.objects.filter(run_id=run.pk, kind="attempt.fenced_write_rejected").count() == 1
+    assert (
+        AuditEvent.objects.filter(run_id=run.pk, kind="attempt.fenced_write_rejected").count() == 1
+    )
 
 
 def test_a_step_that_keeps_killing_its_worker_needs_attention_after_its_attempts(
@@ -112,8 +123,7 @@ def test_a_step_that_keeps_killing_its_worker_needs_attention_after_its_attempts
     run = start(definition(echo("a", retry={"attempts": 3}), echo("b", "a")))
     for _ in range(3):
         unit_id, token = inline_dispatch.pending.popleft()
-        with transaction.atomic():
-            assert claim_unit(unit_id, token, worker="doomed") is not None
+        assert claim_unit(unit_id, token, worker="doomed") is not None
         expire_lease(unit_id)
         sweep()
     run.refresh_from_db()

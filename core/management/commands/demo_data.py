@@ -47,5 +47,11 @@ class Command(BaseCommand):
         self.stdout.write(f"admin API token: {token.key}")
         call_command("import_playbooks", publish=True, stdout=self.stdout, stderr=self.stderr)
         if not options["no_run"]:
-            run = start_run(playbook=Playbook.objects.get(name=DEMO_PLAYBOOK), inputs=DEMO_INPUTS, actor="system:demo")
-            self.stdout.write(f"demo run {run.pk} of {DEMO_PLAYBOOK} started: /api/v1/runs/{run.pk}/")
+            run = start_run(
+                playbook=Playbook.objects.get(name=DEMO_PLAYBOOK),
+                inputs=DEMO_INPUTS,
+                actor="system:demo",
+            )
+            self.stdout.write(
+                f"demo run {run.pk} of {DEMO_PLAYBOOK} started: /api/v1/runs/{run.pk}/"
+            )

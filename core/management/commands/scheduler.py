@@ -28,7 +28,9 @@ def run_scheduler(stop: threading.Event, tick: float) -> None:
 
 
 class Command(BaseCommand):
-    help = "Run the scheduler: fires retries, recovers lost messages and attempts whose worker died."
+    help = (
+        "Run the scheduler: fires retries, recovers lost messages and attempts whose worker died."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--tick", type=float, default=None, help="seconds between sweeps")

@@ -15,7 +15,11 @@ from django.conf import settings
 from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
-from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler, get_internal_wsgi_application
+from django.core.servers.basehttp import (
+    ThreadedWSGIServer,
+    WSGIRequestHandler,
+    get_internal_wsgi_application,
+)
 
 from core.management.commands.scheduler import run_scheduler
 from core.management.commands.worker import run_worker_threads
@@ -40,9 +44,18 @@ class Command(BaseCommand):
             call_command("demo_data", stdout=self.stdout)
         stop = threading.Event()
         threads = [
-            threading.Thread(target=run_worker_threads, args=(options["workers"], stop), name="workers", daemon=True),
-            threading.Thread(target=run_scheduler, args=(stop, settings.BULWARK_SCHEDULER_TICK_SECONDS),
-                             name="scheduler", daemon=True),
+            threading.Thread(
+                target=run_worker_threads,
+                args=(options["workers"], stop),
+                name="workers",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=run_scheduler,
+                args=(stop, settings.BULWARK_SCHEDULER_TICK_SECONDS),
+                name="scheduler",
+                daemon=True,
+            ),
         ]
         for thread in threads:
             thread.start()
@@ -53,7 +66,9 @@ class Command(BaseCommand):
             f"database {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, broker {broker}, "
             f"{options['workers']} worker threads, scheduler every {settings.BULWARK_SCHEDULER_TICK_SECONDS:g}s"
         )
-        server = ThreadedWSGIServer((options["host"], options["port"]), WSGIRequestHandler, ipv6=":" in options["host"])
+        server = ThreadedWSGIServer(
+            (options["host"], options["port"]), WSGIRequestHandler, ipv6=":" in options["host"]
+        )
         server.daemon_threads = True
         server.set_app(StaticFilesHandler(get_internal_wsgi_application()))
 

@@ -23,7 +23,9 @@ def run_worker_threads(threads: int, stop: threading.Event) -> None:
 
     from core.broker import QUEUE
 
-    worker = dramatiq.Worker(dramatiq.get_broker(), queues={QUEUE}, worker_threads=threads, worker_timeout=100)
+    worker = dramatiq.Worker(
+        dramatiq.get_broker(), queues={QUEUE}, worker_threads=threads, worker_timeout=100
+    )
     worker.start()
     try:
         stop.wait()
@@ -36,12 +38,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--processes", type=int, default=2, help="worker processes (default 2)")
-        parser.add_argument("--threads", type=int, default=8, help="threads per process (default 8)")
-        parser.add_argument("--child", action="store_true", help=self.help and "(internal) run one worker process")
+        parser.add_argument(
+            "--threads", type=int, default=8, help="threads per process (default 8)"
+        )
+        parser.add_argument(
+            "--child", action="store_true", help=self.help and "(internal) run one worker process"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.REDIS_URL:
-            raise CommandError("the worker needs REDIS_URL (use `manage.py standalone` for the embedded mode)")
+            raise CommandError(
+                "the worker needs REDIS_URL (use `manage.py standalone` for the embedded mode)"
+            )
         if options["child"]:
             self._child(options["threads"])
         else:
@@ -57,19 +65,24 @@ class Command(BaseCommand):
     def _spawn(self, threads: int) -> subprocess.Popen[bytes]:
         env = dict(os.environ, BULWARK_EXIT_ON_LEASE_LOSS="1")
         manage = os.path.join(settings.BASE_DIR, "manage.py")
-        return subprocess.Popen([sys.executable, manage, "worker", "--child", "--threads", str(threads)], env=env)
+        argv = [sys.executable, manage, "worker", "--child", "--threads", str(threads)]
+        return subprocess.Popen(argv, env=env)  # noqa: S603 - our own interpreter and script
 
     def _supervise(self, processes: int, threads: int) -> None:
         stopping = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stopping.set())
         children = [self._spawn(threads) for _ in range(processes)]
-        self.stdout.write(f"worker: {processes} processes × {threads} threads (pids {[c.pid for c in children]})")
+        self.stdout.write(
+            f"worker: {processes} processes x {threads} threads (pids {[c.pid for c in children]})"
+        )
         while not stopping.wait(0.5):
             for index, child in enumerate(children):
                 code = child.poll()
                 if code is not None:
-                    log.error("worker process %s exited with %s; starting a new one", child.pid, code)
+                    log.error(
+                        "worker process %s exited with %s; starting a new one", child.pid, code
+                    )
                     time.sleep(0.5)
                     children[index] = self._spawn(threads)
         for child in children:

@@ -48,7 +48,9 @@ class Rehearsal:
 
     @classmethod
     def of(cls, definition: dict[str, Any], **kwargs: Any) -> Rehearsal:
-        return cls(build_plan(definition, unsafe_to_repeat=kwargs.pop("unsafe", frozenset())), **kwargs)
+        return cls(
+            build_plan(definition, unsafe_to_repeat=kwargs.pop("unsafe", frozenset())), **kwargs
+        )
 
     def apply(self, event: Event) -> Decision:
         decision = advance(self.plan, self.state, event, self.now)
@@ -61,7 +63,7 @@ class Rehearsal:
     def _check(self, decision: Decision) -> None:
         for command in decision.commands:
             assert self.state.units[command.key].status == UnitStatus.QUEUED, command
-        for key, unit in self.state.units.items():
+        for key in self.state.units:
             if key.phase == "compensate":
                 assert self.state.units[key.target].status == UnitStatus.SUCCEEDED, (
                     f"compensation {key} for a unit that did not succeed"
@@ -86,7 +88,9 @@ class Rehearsal:
                 assert self.state.units[UnitKey(need)].status in TERMINAL_UNIT, (
                     f"{key} started before its need {need} ended"
                 )
-        running = [k for k, u in self.state.units.items() if u.status == UnitStatus.RUNNING and k == key]
+        running = [
+            k for k, u in self.state.units.items() if u.status == UnitStatus.RUNNING and k == key
+        ]
         assert not running, f"{key} claimed while an attempt is running"
         self.state = claim(self.state, key)
         self.claims.append(key)
@@ -98,7 +102,9 @@ class Rehearsal:
         elif kind == "lost":
             self.apply(UnitLost(key))
         else:
-            self.apply(UnitFailed(key, ErrorInfo(str(value), kind=kind, retryable=kind == "transient")))
+            self.apply(
+                UnitFailed(key, ErrorInfo(str(value), kind=kind, retryable=kind == "transient"))
+            )
 
     def tick(self) -> bool:
         """Advance the clock to the next retry timer and fire it."""
@@ -112,8 +118,13 @@ class Rehearsal:
                 self.apply(RetryDue(unit.key))
         return True
 
-    def run(self, script: Script = always_ok, *, pick: Callable[[list[UnitKey]], UnitKey] | None = None,
-            limit: int = 5_000) -> RunState:
+    def run(
+        self,
+        script: Script = always_ok,
+        *,
+        pick: Callable[[list[UnitKey]], UnitKey] | None = None,
+        limit: int = 5_000,
+    ) -> RunState:
         """Run until nothing is queued or waiting; `pick` chooses among queued units."""
         for _ in range(limit):
             queued = self.queued()
@@ -139,4 +150,10 @@ def steps(*specs: dict[str, Any], **top: Any) -> dict[str, Any]:
 
 
 def echo(step_id: str, *needs: str, **extra: Any) -> dict[str, Any]:
-    return {"id": step_id, "action": "util.echo", "needs": list(needs), "with": {"message": step_id}, **extra}
+    return {
+        "id": step_id,
+        "action": "util.echo",
+        "needs": list(needs),
+        "with": {"message": step_id},
+        **extra,
+    }

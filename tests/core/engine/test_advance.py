@@ -12,7 +12,11 @@ from tests.core.engine.harness import Rehearsal, echo, steps
 
 def fails_at(*step_ids: str, kind: str = "permanent"):
     def script(key: UnitKey, attempt: int):
-        return (kind, "boom") if key.step in step_ids and key.phase == "main" else ("ok", {"step": key.step})
+        return (
+            (kind, "boom")
+            if key.step in step_ids and key.phase == "main"
+            else ("ok", {"step": key.step})
+        )
 
     return script
 
@@ -42,8 +46,17 @@ def test_a_sequential_run_succeeds_in_order() -> None:
 
 def test_templates_see_upstream_outputs_and_keep_json_types() -> None:
     definition = steps(
-        {"id": "a", "action": "util.echo", "with": {"message": "x", "data": {"hosts": ["h1", "h2"]}}},
-        {"id": "b", "action": "util.echo", "needs": ["a"], "with": {"data": {"n": "{{ steps.a.output.data.hosts }}"}}},
+        {
+            "id": "a",
+            "action": "util.echo",
+            "with": {"message": "x", "data": {"hosts": ["h1", "h2"]}},
+        },
+        {
+            "id": "b",
+            "action": "util.echo",
+            "needs": ["a"],
+            "with": {"data": {"n": "{{ steps.a.output.data.hosts }}"}},
+        },
     )
     sim = Rehearsal.of(definition).start()
     sim.run(lambda key, attempt: ("ok", {"data": {"hosts": ["h1", "h2"]}}))
@@ -51,7 +64,9 @@ def test_templates_see_upstream_outputs_and_keep_json_types() -> None:
 
 
 def test_a_false_condition_skips_the_step_and_its_dependents() -> None:
-    definition = steps(echo("a"), echo("b", "a", **{"if": "inputs.go"}), echo("c", "b"), echo("d", "a"))
+    definition = steps(
+        echo("a"), echo("b", "a", **{"if": "inputs.go"}), echo("c", "b"), echo("d", "a")
+    )
     sim = Rehearsal.of(definition, inputs={"go": False}).start()
     state = sim.run()
     assert sim.status("b") == UnitStatus.SKIPPED
@@ -89,7 +104,9 @@ def test_on_failure_stop_starts_no_independent_branch_after_a_failure() -> None:
 
 
 def test_on_failure_continue_lets_independent_branches_finish() -> None:
-    definition = steps(echo("a"), echo("b", "a"), echo("slow"), echo("after_slow", "slow"), on_failure="continue")
+    definition = steps(
+        echo("a"), echo("b", "a"), echo("slow"), echo("after_slow", "slow"), on_failure="continue"
+    )
     sim = Rehearsal.of(definition).start()
     state = sim.run(fails_at("a"))
     assert sim.status("after_slow") == UnitStatus.SUCCEEDED
@@ -98,7 +115,9 @@ def test_on_failure_continue_lets_independent_branches_finish() -> None:
 
 
 def test_transient_errors_retry_with_backoff_until_attempts_run_out() -> None:
-    definition = steps(echo("a", retry={"attempts": 3, "backoff": "2s", "max_backoff": "1m", "jitter": False}))
+    definition = steps(
+        echo("a", retry={"attempts": 3, "backoff": "2s", "max_backoff": "1m", "jitter": False})
+    )
     sim = Rehearsal.of(definition).start()
     start = sim.now
     state = sim.run(fails_at("a", kind="transient"))
@@ -120,17 +139,29 @@ def test_retry_after_wins_over_a_shorter_backoff() -> None:
     from core.engine.events import UnitFailed
     from core.engine.state import ErrorInfo
 
-    sim = Rehearsal.of(steps(echo("a", retry={"attempts": 2, "backoff": "1s", "jitter": False}))).start()
+    sim = Rehearsal.of(
+        steps(echo("a", retry={"attempts": 2, "backoff": "1s", "jitter": False}))
+    ).start()
     sim.claim(UnitKey("a"))
-    sim.apply(UnitFailed(UnitKey("a"), ErrorInfo("429", kind="http_status", retryable=True, retry_after=7)))
+    sim.apply(
+        UnitFailed(
+            UnitKey("a"), ErrorInfo("429", kind="http_status", retryable=True, retry_after=7)
+        )
+    )
     assert sim.state.units[UnitKey("a")].next_attempt_at == pytest.approx(sim.now + 7)
 
 
 def test_for_each_runs_one_unit_per_item_within_max_parallel() -> None:
     definition = steps(
         echo("a"),
-        {"id": "fan", "action": "util.echo", "needs": ["a"], "for_each": "{{ inputs.hosts }}", "max_parallel": 2,
-         "with": {"message": "{{ item }}"}},
+        {
+            "id": "fan",
+            "action": "util.echo",
+            "needs": ["a"],
+            "for_each": "{{ inputs.hosts }}",
+            "max_parallel": 2,
+            "with": {"message": "{{ item }}"},
+        },
         echo("z", "fan"),
     )
     sim = Rehearsal.of(definition, inputs={"hosts": ["h1", "h2", "h3", "h4", "h5"]}).start()
@@ -143,7 +174,9 @@ def test_for_each_runs_one_unit_per_item_within_max_parallel() -> None:
 
 
 def test_for_each_over_an_empty_list_succeeds_with_no_items() -> None:
-    definition = steps({"id": "fan", "action": "util.echo", "for_each": "{{ inputs.hosts }}"}, echo("z", "fan"))
+    definition = steps(
+        {"id": "fan", "action": "util.echo", "for_each": "{{ inputs.hosts }}"}, echo("z", "fan")
+    )
     state = Rehearsal.of(definition, inputs={"hosts": []}).start().run()
     assert state.units[UnitKey("fan")].output == []
     assert state.status == RunStatus.SUCCEEDED
@@ -191,7 +224,9 @@ def test_compensation_runs_for_succeeded_steps_in_reverse_order_of_completion() 
 
 def test_a_failed_compensation_leaves_the_run_failed() -> None:
     definition = steps(
-        echo("a", compensate={"action": "util.echo", "with": {}}), echo("b", "a"), on_failure="compensate"
+        echo("a", compensate={"action": "util.echo", "with": {}}),
+        echo("b", "a"),
+        on_failure="compensate",
     )
 
     def script(key: UnitKey, attempt: int):
@@ -272,9 +307,19 @@ def test_retrying_a_step_that_did_not_fail_is_refused() -> None:
 
 
 def test_retrying_a_failed_for_each_keeps_its_succeeded_items() -> None:
-    definition = steps({"id": "fan", "action": "util.echo", "for_each": "{{ inputs.hosts }}",
-                        "with": {"message": "{{ item }}"}, "retry": {"attempts": 1}})
-    sim = Rehearsal.of(definition, inputs={"hosts": ["h1", "h2"]}, ).start()
+    definition = steps(
+        {
+            "id": "fan",
+            "action": "util.echo",
+            "for_each": "{{ inputs.hosts }}",
+            "with": {"message": "{{ item }}"},
+            "retry": {"attempts": 1},
+        }
+    )
+    sim = Rehearsal.of(
+        definition,
+        inputs={"hosts": ["h1", "h2"]},
+    ).start()
     sim.run(lambda key, attempt: ("permanent", "x") if key.item == 1 else ("ok", key.item))
     assert sim.state.status == RunStatus.FAILED
     sim.apply(RetryStep("fan"))

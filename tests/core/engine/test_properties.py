@@ -7,6 +7,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.engine.events import RetryStep
 from core.engine.state import ACTIVE_UNIT, TERMINAL_RUN, RunStatus, UnitKey, UnitStatus
 from tests.core.engine.harness import Rehearsal
 
@@ -21,13 +22,17 @@ def playbooks(draw: st.DrawFn) -> dict[str, Any]:
         step: dict[str, Any] = {
             "id": f"s{index}",
             "action": "util.echo",
-            "needs": sorted(draw(st.sets(st.sampled_from([f"s{i}" for i in range(index)]), max_size=3)))
+            "needs": sorted(
+                draw(st.sets(st.sampled_from([f"s{i}" for i in range(index)]), max_size=3))
+            )
             if index
             else [],
             "with": {"message": f"s{index}"},
             "retry": {"attempts": draw(st.integers(1, 3)), "backoff": "1s"},
         }
-        condition = draw(st.sampled_from([None, None, "always()", "failed()", "inputs.flag", "succeeded()"]))
+        condition = draw(
+            st.sampled_from([None, None, "always()", "failed()", "inputs.flag", "succeeded()"])
+        )
         if condition:
             step["if"] = condition
         if draw(st.booleans()):
@@ -54,6 +59,16 @@ def test_every_random_run_settles_and_keeps_the_engine_invariants(
         return data.draw(st.sampled_from(queued), label="pick")
 
     state = sim.run(script, pick=pick)  # the harness asserts needs-before-start and single attempts
+    for _ in range(2):  # an operator retries a failed step, sometimes twice
+        retryable = [
+            k.step for k, u in state.units.items()
+            if k.is_step and u.status in {UnitStatus.FAILED, UnitStatus.NEEDS_ATTENTION}
+        ]  # fmt: skip
+        if state.status not in {RunStatus.FAILED, RunStatus.NEEDS_ATTENTION} or not retryable:
+            break
+        if data.draw(st.booleans(), label="retry"):
+            sim.apply(RetryStep(data.draw(st.sampled_from(retryable), label="step")))
+            state = sim.run(script, pick=pick)
 
     # Every run terminates, or waits visibly with nothing in flight.
     assert state.status in TERMINAL_RUN or state.status == RunStatus.NEEDS_ATTENTION

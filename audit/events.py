@@ -1,0 +1,193 @@
+"""Recording audit events: the one way rows get into the audit trail."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from enum import Enum
+from pathlib import PurePath
+from typing import Any
+
+from django.db import connection, models
+from django.db.transaction import TransactionManagementError
+from django.utils import timezone
+from django.utils.duration import duration_iso_string
+
+from audit.hashing import ZERO_HASH, canonical_json
+from audit.models import AuditEvent, AuditStreamHead
+from audit.redaction import redact
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to record; the chain fields (seq, time, hashes) are added on recording."""
+
+    stream: str  # "run:<id>", "playbook:<name>", "system"
+    kind: str  # dotted, e.g. "run.started", "step.succeeded", "connection.created"
+    actor: str  # "user:<username>", "system", "worker:<host>:<pid>", "source:<slug>"
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    run_id: int | None = None
+    step_id: str | None = None
+    playbook: str | None = None
+
+
+def record_events(events: Sequence[NewEvent]) -> list[AuditEvent]:
+    """Append events to their streams, in order, inside the caller's transaction.
+
+    Each stream's head row is locked once, so concurrent writers to one stream queue up
+    instead of forking its chain. Returns the saved events in the order given.
+    """
+    if not events:
+        return []
+    if not connection.in_atomic_block:
+        raise TransactionManagementError(
+            "record_events() must run inside the caller's transaction.atomic(), "
+            "so the audit trail commits or rolls back with the change it records"
+        )
+    rows = [_row(event) for event in events]
+    heads = _lock_heads(sorted({row.stream for row in rows}))
+    now = timezone.now()
+    for row in rows:
+        head = heads[row.stream]
+        row.seq = head.seq + 1
+        row.created_at = now
+        row.prev_hash = head.hash
+        row.hash = row.compute_hash()
+        head.seq, head.hash = row.seq, row.hash
+    created = AuditEvent.objects.bulk_create(rows)
+    AuditStreamHead.objects.bulk_update(heads.values(), ["seq", "hash"])
+    return created
+
+
+def record_event(
+    *,
+    stream: str,
+    kind: str,
+    actor: str,
+    payload: Mapping[str, Any] | None = None,
+    run_id: int | None = None,
+    step_id: str | None = None,
+    playbook: str | None = None,
+) -> AuditEvent:
+    """Append one event; see record_events."""
+    new = NewEvent(
+        stream=stream,
+        kind=kind,
+        actor=actor,
+        payload=payload if payload is not None else {},
+        run_id=run_id,
+        step_id=step_id,
+        playbook=playbook,
+    )
+    return record_events([new])[0]
+
+
+def _lock_heads(streams: list[str]) -> dict[str, AuditStreamHead]:
+    """Lock the head row of each stream, in sorted order so that writers queue, not deadlock.
+
+    A call that also starts new streams locks those after the existing ones; should two
+    such multi-stream calls cross, PostgreSQL aborts one with a deadlock error rather than
+    forking a chain.
+    """
+    heads = {head.stream: head for head in _select_for_update(streams)}
+    missing = [stream for stream in streams if stream not in heads]
+    if missing:
+        # A new stream: create its head, tolerating a concurrent writer creating it first
+        # (the insert then waits for that writer's commit), and lock it.
+        AuditStreamHead.objects.bulk_create(
+            [AuditStreamHead(stream=stream, seq=0, hash=ZERO_HASH) for stream in missing],
+            ignore_conflicts=True,
+        )
+        heads.update((head.stream, head) for head in _select_for_update(missing))
+    return heads
+
+
+def _select_for_update(streams: Iterable[str]) -> Iterable[AuditStreamHead]:
+    return AuditStreamHead.objects.select_for_update().filter(stream__in=streams).order_by("stream")
+
+
+_MAX_LENGTHS = {
+    field.name: field.max_length
+    for field in AuditEvent._meta.fields
+    if isinstance(field, models.CharField)
+}
+
+
+def _row(event: NewEvent) -> AuditEvent:
+    for name in ("stream", "kind", "actor"):
+        if not isinstance(getattr(event, name), str) or not getattr(event, name):
+            raise ValueError(f"audit event {name} must be a non-empty string")
+    for name, limit in _MAX_LENGTHS.items():
+        text = getattr(event, name, None)
+        if isinstance(text, str) and limit is not None and len(text) > limit:
+            raise ValueError(f"audit event {name} is longer than {limit} characters")
+    if event.run_id is not None and (
+        isinstance(event.run_id, bool) or not isinstance(event.run_id, int)
+    ):
+        raise TypeError("audit event run_id must be an int or None")
+    return AuditEvent(
+        stream=event.stream,
+        kind=event.kind,
+        actor=event.actor,
+        run_id=event.run_id,
+        step_id=event.step_id,
+        playbook=event.playbook,
+        payload=clean_payload(event.payload),
+    )
+
+
+def clean_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload with secrets redacted and every value made a plain JSON value.
+
+    Dates and times become ISO 8601 strings, Decimal and UUID strings, timedeltas ISO 8601
+    durations, enums their value, tuples lists and sets sorted lists. Anything else raises
+    TypeError naming where in the payload it is.
+    """
+    if not isinstance(payload, Mapping):
+        raise TypeError(f"audit payload must be a mapping, not {type(payload).__name__}")
+    result: dict[str, Any] = _jsonable(redact(payload), "payload")
+    return result
+
+
+def _jsonable(value: Any, where: str) -> Any:
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):
+        if "\x00" in value:  # PostgreSQL's jsonb cannot store NUL characters
+            raise ValueError(f"audit {where} contains a NUL character")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"audit {where} is {value}, which JSON cannot represent")
+        return value
+    if isinstance(value, Mapping):
+        return {_key(k, where): _jsonable(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, set | frozenset):
+        items = [_jsonable(item, f"{where}[]") for item in value]
+        return sorted(items, key=canonical_json)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return duration_iso_string(value)
+    if isinstance(value, Decimal | uuid.UUID | PurePath):
+        return str(value)
+    if isinstance(value, Enum):
+        return _jsonable(value.value, where)
+    raise TypeError(
+        f"audit {where} is a {type(value).__name__}, which is not JSON-serialisable; "
+        "convert it to a str, number, list or dict first"
+    )
+
+
+def _key(key: Any, where: str) -> str:
+    if isinstance(key, str):
+        return _jsonable(key, f"{where} key")  # type: ignore[no-any-return]
+    if isinstance(key, int) and not isinstance(key, bool):
+        return str(key)
+    raise TypeError(f"audit {where} has a {type(key).__name__} key {key!r}; keys must be strings")

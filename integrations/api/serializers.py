@@ -1,0 +1,89 @@
+"""Shapes of connection requests and responses; credentials go in, never out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from integrations import connections
+from integrations.crypto import DecryptionError
+from integrations.models import Connection
+
+
+def _check(validator: Any, value: Any) -> Any:
+    try:
+        validator(value)
+    except connections.ConnectionInvalid as exc:
+        raise serializers.ValidationError(exc.message) from None
+    return value
+
+
+class ConnectionInputSerializer(serializers.Serializer[Any]):
+    """POST and PATCH bodies; on PATCH, integration and name cannot change."""
+
+    integration = serializers.CharField(max_length=63)
+    name = serializers.CharField(max_length=63)
+    base_url = serializers.CharField(max_length=connections.MAX_BASE_URL_LENGTH)
+    credentials = serializers.DictField(required=False, default=dict, write_only=True)
+    allow_private_network = serializers.BooleanField(required=False, default=False)
+
+    def validate_integration(self, value: str) -> str:
+        return str(_check(connections.validate_integration, value))
+
+    def validate_name(self, value: str) -> str:
+        return str(_check(connections.validate_name, value))
+
+    def validate_base_url(self, value: str) -> str:
+        return str(_check(connections.validate_base_url, value))
+
+
+class ConnectionUpdateSerializer(serializers.Serializer[Any]):
+    """PATCH bodies: every field optional; integration and name are fixed."""
+
+    base_url = serializers.CharField(max_length=connections.MAX_BASE_URL_LENGTH, required=False)
+    credentials = serializers.DictField(required=False, write_only=True)
+    allow_private_network = serializers.BooleanField(required=False)
+
+    def validate_base_url(self, value: str) -> str:
+        return str(_check(connections.validate_base_url, value))
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        fixed = sorted({"integration", "name"} & set(self.initial_data))
+        if fixed:
+            raise serializers.ValidationError(
+                {field: "cannot be changed; delete and re-create the connection" for field in fixed}
+            )
+        return attrs
+
+
+class ConnectionSerializer(serializers.ModelSerializer[Connection]):
+    """A connection as the API shows it: which credential keys it holds, never their values."""
+
+    has_credentials = serializers.BooleanField(read_only=True)
+    credential_keys = serializers.SerializerMethodField()
+    created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+
+    class Meta:
+        model = Connection
+        fields = [
+            "integration",
+            "name",
+            "base_url",
+            "allow_private_network",
+            "has_credentials",
+            "credential_keys",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_credential_keys(self, obj: Connection) -> list[str] | None:
+        """Sorted credential key names; null when the stored value cannot be decrypted."""
+        try:
+            return sorted(obj.credentials)
+        except DecryptionError:
+            return None

@@ -1,0 +1,13 @@
+"""Routes for the integrations API; config/urls.py includes these under api/v1/."""
+
+from __future__ import annotations
+
+from rest_framework.routers import DefaultRouter
+
+from integrations.api.views import ConnectionViewSet
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("connections", ConnectionViewSet, basename="connection")
+
+urlpatterns = router.urls

@@ -1,0 +1,235 @@
+"""Operations on connections: create, update, delete (each audited) and resolve for a step."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+
+from audit.events import record_event
+from integrations.context import ConnectionInfo
+from integrations.crypto import DecryptionError
+from integrations.models import Connection
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+INTEGRATION_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+BASE_URL_SCHEMES = frozenset({"http", "https"})
+MAX_BASE_URL_LENGTH = 2048
+
+
+class ConnectionInvalid(ValueError):
+    """A connection field has a bad value; `field` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class ConnectionExists(ConnectionInvalid):
+    """Another connection already has this name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__("name", f"a connection named {name!r} already exists")
+
+
+class ConnectionLookupError(LookupError):
+    """A step's connection cannot be determined."""
+
+
+class UnknownConnection(ConnectionLookupError):
+    """No connection has the given name (for the given integration)."""
+
+
+class AmbiguousConnection(ConnectionLookupError):
+    """Several connections of the integration exist and the step names none."""
+
+
+def validate_name(name: str) -> None:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise ConnectionInvalid(
+            "name",
+            "use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit",
+        )
+
+
+def validate_integration(integration: str) -> None:
+    if not isinstance(integration, str) or not INTEGRATION_RE.fullmatch(integration):
+        raise ConnectionInvalid(
+            "integration", "use 1-63 lowercase letters, digits, '-' or '_', starting with a letter"
+        )
+
+
+def validate_base_url(base_url: str) -> None:
+    """An absolute http(s) URL with a host, and no user info, query or fragment."""
+    problem = None
+    try:
+        url = httpx.URL(base_url)
+    except (httpx.InvalidURL, TypeError):
+        url = None
+    if url is None or len(base_url) > MAX_BASE_URL_LENGTH:
+        problem = "not a valid URL"
+    elif url.scheme not in BASE_URL_SCHEMES or not url.host:
+        problem = "must be an absolute http:// or https:// URL"
+    elif url.userinfo:
+        problem = "must not contain user information; put it in credentials"
+    elif url.query or url.fragment:
+        problem = "must not contain a query or fragment; put secrets in credentials"
+    if problem:
+        raise ConnectionInvalid("base_url", problem)
+
+
+def validate_credentials(credentials: Any) -> None:
+    if not isinstance(credentials, dict) or not all(isinstance(k, str) for k in credentials):
+        raise ConnectionInvalid("credentials", "must be an object with string keys")
+
+
+def _keys_changed(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """Which credential keys were added, removed or given a new value: names, never values."""
+    if old is None:  # the old value could not be decrypted: everything is new
+        return {"auth_fields_set": sorted(new), "auth_fields_previous_unreadable": True}
+    return {
+        "auth_fields_added": sorted(set(new) - set(old)),
+        "auth_fields_removed": sorted(set(old) - set(new)),
+        "auth_fields_changed": sorted(k for k in set(old) & set(new) if old[k] != new[k]),
+    }
+
+
+def _describe(connection: Connection) -> dict[str, Any]:
+    # Key names chosen so audit redaction (which hides "credential…" keys) leaves them be.
+    return {
+        "connection": connection.name,
+        "integration": connection.integration,
+        "base_url": connection.base_url,
+        "allow_private_network": connection.allow_private_network,
+    }
+
+
+def create_connection(
+    *,
+    integration: str,
+    name: str,
+    base_url: str,
+    credentials: dict[str, Any],
+    allow_private_network: bool = False,
+    actor: str,
+    user: User | None = None,
+) -> Connection:
+    """Store a new connection with encrypted credentials, and audit it."""
+    validate_integration(integration)
+    validate_name(name)
+    validate_base_url(base_url)
+    validate_credentials(credentials)
+    connection = Connection(
+        integration=integration,
+        name=name,
+        base_url=base_url,
+        allow_private_network=allow_private_network,
+        created_by=user,
+    )
+    connection.credentials = credentials
+    try:
+        with transaction.atomic():
+            if Connection.objects.filter(name=name).exists():
+                raise ConnectionExists(name)
+            connection.save()
+            record_event(
+                stream="system",
+                kind="connection.created",
+                actor=actor,
+                payload={**_describe(connection), "auth_fields_set": sorted(credentials)},
+            )
+    except IntegrityError:
+        raise ConnectionExists(name) from None
+    return connection
+
+
+def update_connection(
+    *,
+    connection: Connection,
+    actor: str,
+    base_url: str | None = None,
+    credentials: dict[str, Any] | None = None,
+    allow_private_network: bool | None = None,
+) -> Connection:
+    """Change a connection's base_url, flag or credentials (None leaves a field as it is).
+
+    New credentials replace the stored ones entirely. The audit event says which fields
+    and which credential keys changed.
+    """
+    if base_url is not None:
+        validate_base_url(base_url)
+    if credentials is not None:
+        validate_credentials(credentials)
+    with transaction.atomic():
+        locked = Connection.objects.select_for_update().get(pk=connection.pk)
+        changed: dict[str, Any] = {}
+        if base_url is not None and base_url != locked.base_url:
+            changed["base_url_before"] = locked.base_url
+            locked.base_url = base_url
+        if (
+            allow_private_network is not None
+            and allow_private_network != locked.allow_private_network
+        ):
+            changed["allow_private_network_before"] = locked.allow_private_network
+            locked.allow_private_network = allow_private_network
+        if credentials is not None:
+            try:
+                old: dict[str, Any] | None = locked.credentials
+            except DecryptionError:
+                old = None
+            keys = _keys_changed(old, credentials)
+            if old is None or any(keys.values()):
+                changed.update(keys)
+                locked.credentials = credentials
+        if changed:
+            locked.save()
+            record_event(
+                stream="system",
+                kind="connection.updated",
+                actor=actor,
+                payload={**_describe(locked), **changed},
+            )
+    return locked
+
+
+def delete_connection(*, connection: Connection, actor: str) -> None:
+    """Delete a connection, and audit it."""
+    with transaction.atomic():
+        locked = Connection.objects.select_for_update().get(pk=connection.pk)
+        payload = _describe(locked)
+        locked.delete()
+        record_event(stream="system", kind="connection.deleted", actor=actor, payload=payload)
+
+
+def resolve_connection(*, integration: str, name: str | None) -> ConnectionInfo | None:
+    """The connection a step uses: the named one, else the only one of its integration.
+
+    None when the step names none and the integration has none; raises
+    `ConnectionLookupError` when the name is unknown or several exist and none is named.
+    """
+    if name is not None:
+        found = Connection.objects.filter(name=name).first()
+        if found is None:
+            raise UnknownConnection(f"no connection named {name!r}")
+        if found.integration != integration:
+            raise UnknownConnection(
+                f"connection {name!r} is for {found.integration}, not {integration}"
+            )
+        return found.to_info()
+    candidates = list(Connection.objects.filter(integration=integration)[:2])
+    if not candidates:
+        return None
+    if len(candidates) > 1:
+        raise AmbiguousConnection(
+            f"several {integration} connections exist; name one with `connection:`"
+        )
+    return candidates[0].to_info()
+
+
+def connection_names() -> set[tuple[str, str]]:
+    """Every (integration, name) pair, for the playbook validator."""
+    return set(Connection.objects.values_list("integration", "name"))
