@@ -4,6 +4,10 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import django_stubs_ext
+
+# Lets Django's generic classes be subscripted at runtime (ModelAdmin[Model]) for typing.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("BULWARK_VAR_DIR", BASE_DIR / "var"))

@@ -24,14 +24,15 @@ from django.db.models import F
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
-from audit.events import NewEvent, record_event, record_events
+from audit.events import NewEvent, record_event
+from core.attempt_results import AttemptResult
 from core.dispatch import Message
-from core.engine.events import Decision, UnitFailed, UnitSucceeded
+from core.engine.events import Decision, Nudge
 from core.engine.plan import RunPlan
 from core.engine.state import ErrorInfo, RunState, Unit, UnitKey, UnitStatus
 from core.lease import lease_deadline, lease_keeper
 from core.models import Attempt, Run, StepRun, idempotency_key
-from core.transitions import LoadedUnit, apply_event, plan_for
+from core.transitions import LoadedUnit, RunBusy, apply_event, plan_for
 from integrations.connections import resolve_connection
 from integrations.context import ActionContext, ConnectionInfo
 from integrations.errors import ActionError
@@ -64,6 +65,7 @@ class Claimed:
     timeout: float
     inputs: dict[str, Any]
     started_at: datetime
+    worker: str
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,9 @@ def _take(unit_id: int, token: int, worker: str) -> bool:
 
 def _start_attempt(
     *, run_id: int, unit_id: int, unit: Unit, attempt: int, plan: RunPlan, worker: str
-) -> tuple[Claimed, NewEvent]:
-    """Record the claimed attempt; returns it and its audit event (for the caller's batch)."""
+) -> Claimed:
+    """Record the claimed attempt. Its audit events are written when its result lands
+    (or when the scheduler finds it lost), so claims never queue on the run's audit chain."""
     step = plan.step(unit.key.step)
     compensation = step.compensate if unit.key.phase != "main" else None
     action = compensation.action if compensation else step.action or ""
@@ -101,16 +104,7 @@ def _start_attempt(
         idempotency_key=key,
         started_at=timezone.now(),
     )
-    event = NewEvent(
-        stream=f"run:{run_id}",
-        kind="attempt.started",
-        actor=worker,
-        payload={"unit": str(unit.key), "attempt": attempt, "max_attempts": unit.max_attempts,
-                 "idempotency_key": key, "action": action},
-        run_id=run_id,
-        step_id=unit.key.step,
-    )  # fmt: skip
-    claimed = Claimed(
+    return Claimed(
         unit_id=unit_id,
         run_id=run_id,
         key=unit.key,
@@ -123,8 +117,8 @@ def _start_attempt(
         timeout=step.timeout,
         inputs=unit.inputs or {},
         started_at=row.started_at,
+        worker=worker,
     )
-    return claimed, event
 
 
 def claim_unit(unit_id: int, token: int, *, worker: str) -> Claimed | None:
@@ -139,12 +133,10 @@ def claim_unit(unit_id: int, token: int, *, worker: str) -> Claimed | None:
             max_attempts=row.max_attempts,
             inputs=row.inputs,
         )
-        claimed, event = _start_attempt(
+        return _start_attempt(
             run_id=row.run_id, unit_id=row.pk, unit=unit, attempt=row.attempts,
             plan=plan_for(row.run), worker=worker,
         )  # fmt: skip
-        record_events([event])
-        return claimed
 
 
 def _connection_for(
@@ -199,67 +191,91 @@ def run_claimed(claimed: Claimed) -> Outcome:
     return Outcome(output=output)
 
 
+def _attempt_result(claimed: Claimed, outcome: Outcome, finished: datetime) -> AttemptResult:
+    return AttemptResult(
+        attempt=claimed.attempt,
+        worker=claimed.worker,
+        started_at=claimed.started_at.isoformat(),
+        idempotency_key=claimed.idempotency_key,
+        action=claimed.action,
+        duration_ms=(finished - claimed.started_at).total_seconds() * 1000,
+        output=outcome.output if outcome.error is None else None,
+        error=outcome.error.as_dict() if outcome.error else None,
+    )
+
+
+def _finish_attempt_row(claimed: Claimed, result: AttemptResult, finished: datetime) -> None:
+    Attempt.objects.filter(pk=claimed.attempt_row_id).update(
+        outcome=Attempt.Outcome.FAILED if result.error else Attempt.Outcome.SUCCEEDED,
+        finished_at=finished,
+        duration_ms=result.duration_ms,
+        error=result.error,
+    )
+
+
 def complete(
     claimed: Claimed, outcome: Outcome, *, worker: str, eager: bool = True
 ) -> Claimed | None:
-    """Record the attempt's outcome (fenced by the attempt number); maybe claim the next unit."""
-    event = (
-        UnitFailed(claimed.key, outcome.error)
-        if outcome.error is not None
-        else UnitSucceeded(claimed.key, outcome.output)
-    )
-    kind = "attempt.failed" if outcome.error is not None else "attempt.succeeded"
+    """Record the attempt's outcome (fenced by the attempt number) and advance the run.
+
+    When the run's lock is free, one transaction does it all and claims the next ready
+    unit for this worker. When another worker is advancing the run, the result is written
+    on the unit row first and then applied by whichever transaction gets the lock next.
+    """
+    finished = timezone.now()
+    result = _attempt_result(claimed, outcome, finished)
     next_claim: list[Claimed] = []
 
     def still_ours(state: RunState, loaded: dict[UnitKey, LoadedUnit]) -> bool:
         row = loaded.get(claimed.key)
         return (
-            row is not None and row.status == UnitStatus.RUNNING and row.attempts == claimed.attempt
+            row is not None
+            and row.status == UnitStatus.RUNNING
+            and row.attempts == claimed.attempt
+            and row.result is None
         )
 
-    def record_attempt(
+    def take_next(
         run: Run, decision: Decision, messages: dict[UnitKey, Message]
     ) -> tuple[list[Message], list[NewEvent]]:
-        finished = timezone.now()
-        Attempt.objects.filter(pk=claimed.attempt_row_id).update(
-            outcome=Attempt.Outcome.FAILED if outcome.error else Attempt.Outcome.SUCCEEDED,
-            finished_at=finished,
-            duration_ms=(finished - claimed.started_at).total_seconds() * 1000,
-            error=outcome.error.as_dict() if outcome.error else None,
-        )
         remaining = list(messages.items())
-        if not eager or not remaining:
+        if not eager or not remaining or next_claim:
             return [m for _, m in remaining], []
         (key, (unit_id, token)), rest = remaining[0], remaining[1:]
         if not _take(unit_id, token, worker):
             return [m for _, m in remaining], []
         unit = decision.state.units[key]
-        taken, event = _start_attempt(
-            run_id=run.pk, unit_id=unit_id, unit=unit, attempt=unit.attempts + 1,
-            plan=plan_for(run), worker=worker,
+        next_claim.append(
+            _start_attempt(run_id=run.pk, unit_id=unit_id, unit=unit, attempt=unit.attempts + 1,
+                           plan=plan_for(run), worker=worker)
         )  # fmt: skip
-        next_claim.append(taken)
-        return [m for _, m in rest], [event]
+        return [m for _, m in rest], []
 
-    payload: dict[str, Any] = {"unit": str(claimed.key), "attempt": claimed.attempt}
-    if outcome.error is not None:
-        payload["error"] = outcome.error.as_dict()
-    attempt_event = NewEvent(
-        stream=f"run:{claimed.run_id}",
-        kind=kind,
-        actor=worker,
-        payload=payload,
-        run_id=claimed.run_id,
-        step_id=claimed.key.step,
-    )
-    decision = apply_event(
-        claimed.run_id,
-        event,
-        actor=worker,
-        precondition=still_ours,
-        before_commit=record_attempt,
-        extra_events=[attempt_event],
-    )
+    def finish_and_take_next(
+        run: Run, decision: Decision, messages: dict[UnitKey, Message]
+    ) -> tuple[list[Message], list[NewEvent]]:
+        _finish_attempt_row(claimed, result, finished)
+        return take_next(run, decision, messages)
+
+    try:
+        decision = apply_event(
+            claimed.run_id, Nudge(), actor=worker, precondition=still_ours,
+            before_commit=finish_and_take_next, own_results={claimed.key: result},
+            wait_for_lock=False,
+        )  # fmt: skip
+    except RunBusy:
+        with transaction.atomic():
+            recorded = StepRun.objects.filter(
+                pk=claimed.unit_id, status=UnitStatus.RUNNING, attempts=claimed.attempt,
+                result__isnull=True,
+            ).update(result=result.as_json())  # fmt: skip
+            if recorded:
+                _finish_attempt_row(claimed, result, finished)
+        if not recorded:
+            _reject_zombie(claimed, outcome, worker)
+            return None
+        apply_event(claimed.run_id, Nudge(), actor=worker, before_commit=take_next)
+        return next_claim[0] if next_claim else None
     if decision is None:
         _reject_zombie(claimed, outcome, worker)
         return None

@@ -7,7 +7,6 @@ from django.db import models
 
 from core.engine.state import TERMINAL_RUN, RunStatus, UnitStatus
 
-
 # The engine's enums are the one list of statuses; the database stores their values.
 RUN_STATUS_CHOICES = [(s.value, s.value.replace("_", " ")) for s in RunStatus]
 UNIT_STATUS_CHOICES = [(s.value, s.value.replace("_", " ")) for s in UnitStatus]
@@ -87,6 +86,8 @@ class StepRun(models.Model):
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # A finished attempt's result waiting to be applied to the run (see core.attempt_results).
+    result = models.JSONField(null=True, blank=True)
     lease_owner = models.CharField(max_length=200, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
 

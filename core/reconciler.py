@@ -19,11 +19,12 @@ from django.db.models import F, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from core.dispatch import get_dispatcher
+from audit.events import NewEvent
+from core.dispatch import Message, get_dispatcher
 from core.engine.advance import EngineError
-from core.engine.events import RetryDue, UnitLost
+from core.engine.events import Decision, Nudge, RetryDue, UnitLost
 from core.engine.state import RunState, UnitKey, UnitStatus
-from core.models import Attempt, ReconcilerCounter, StepRun
+from core.models import Attempt, ReconcilerCounter, Run, StepRun
 from core.transitions import ConcurrentChange, LoadedUnit, apply_event
 
 log = logging.getLogger(__name__)
@@ -35,12 +36,13 @@ BATCH = 500
 class SweepResult:
     retries_fired: int = 0
     leases_recovered: int = 0
+    results_applied: int = 0
     redispatched: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
-        return self.retries_fired + self.leases_recovered + self.redispatched
+        return self.retries_fired + self.leases_recovered + self.redispatched + self.results_applied
 
 
 def _count(kind: str, amount: int) -> None:
@@ -63,52 +65,55 @@ def fire_due_retries(result: SweepResult) -> None:
             result.errors.append(f"retry of unit {unit_id}: {exc}")
 
 
+def _lost_attempt_events(run_id: int, unit_id: int, key: UnitKey, attempts: int) -> list[NewEvent]:
+    """Mark the attempt lost and tell the audit trail it started and was lost."""
+    attempt = Attempt.objects.filter(unit_id=unit_id, number=attempts).first()
+    error = {"kind": "worker_lost", "message": "the lease expired: the worker died or stalled"}
+    Attempt.objects.filter(
+        unit_id=unit_id, number=attempts, outcome=Attempt.Outcome.RUNNING
+    ).update(outcome=Attempt.Outcome.LOST, finished_at=timezone.now(), error=error)
+    base = {"unit": str(key), "attempt": attempts}
+    started = {
+        "started_at": attempt.started_at.isoformat() if attempt else None,
+        "idempotency_key": attempt.idempotency_key if attempt else None,
+    }
+    worker = attempt.worker if attempt and attempt.worker else ACTOR
+    return [
+        NewEvent(stream=f"run:{run_id}", kind="attempt.started", actor=worker,
+                 payload={**base, **started}, run_id=run_id, step_id=key.step),
+        NewEvent(stream=f"run:{run_id}", kind="attempt.lost", actor=ACTOR,
+                 payload={**base, "error": error}, run_id=run_id, step_id=key.step),
+    ]  # fmt: skip
+
+
+def _recover(run_id: int, unit_id: int, key: UnitKey, attempts: int) -> bool:
+    def still_expired(state: RunState, loaded: dict[UnitKey, LoadedUnit]) -> bool:
+        return StepRun.objects.filter(
+            Q(lease_expires_at__lt=Now()) | Q(lease_expires_at__isnull=True),
+            pk=unit_id, status=UnitStatus.RUNNING, attempts=attempts, result__isnull=True,
+        ).exists()  # fmt: skip
+
+    def mark_lost(
+        run: Run, decision: Decision, messages: dict[UnitKey, Message]
+    ) -> tuple[list[Message], list[NewEvent]]:
+        return list(messages.values()), _lost_attempt_events(run_id, unit_id, key, attempts)
+
+    decision = apply_event(
+        run_id, UnitLost(key), actor=ACTOR, precondition=still_expired, before_commit=mark_lost
+    )
+    return decision is not None
+
+
 def recover_expired_leases(result: SweepResult) -> None:
-    expired = StepRun.objects.filter(status=UnitStatus.RUNNING).filter(
+    """Attempts whose lease ran out (or never began) with no result: their worker is gone."""
+    expired = StepRun.objects.filter(status=UnitStatus.RUNNING, result__isnull=True).filter(
         Q(lease_expires_at__lt=Now()) | Q(lease_expires_at__isnull=True)
     )
-    rows = expired.values_list("id", "run_id", "step_id", "item_index", "phase", "attempts")[:BATCH]
-    for unit_id, run_id, step_id, item, phase, attempts in rows:
+    rows = expired.values_list("id", "run_id", "step_id", "item_index", "phase", "attempts")
+    for unit_id, run_id, step_id, item, phase, attempts in rows[:BATCH]:
         key = UnitKey(step_id, item, phase)
-
-        def still_expired(
-            state: RunState,
-            loaded: dict[UnitKey, LoadedUnit],
-            *,
-            unit_id: int = unit_id,
-            attempts: int = attempts,
-        ) -> bool:
-            return StepRun.objects.filter(
-                Q(lease_expires_at__lt=Now()) | Q(lease_expires_at__isnull=True),
-                pk=unit_id,
-                status=UnitStatus.RUNNING,
-                attempts=attempts,
-            ).exists()
-
-        def mark_lost(run, decision, messages, *, unit_id: int = unit_id, attempts: int = attempts):  # type: ignore[no-untyped-def]
-            Attempt.objects.filter(
-                unit_id=unit_id, number=attempts, outcome=Attempt.Outcome.RUNNING
-            ).update(
-                outcome=Attempt.Outcome.LOST,
-                finished_at=timezone.now(),
-                error={
-                    "kind": "worker_lost",
-                    "message": "the lease expired: the worker died or stalled",
-                },
-            )
-            return list(messages.values()), []
-
         try:
-            if (
-                apply_event(
-                    run_id,
-                    UnitLost(key),
-                    actor=ACTOR,
-                    precondition=still_expired,
-                    before_commit=mark_lost,
-                )
-                is not None
-            ):
+            if _recover(run_id, unit_id, key, attempts):
                 result.leases_recovered += 1
                 log.warning(
                     "run %s: recovered %s after its lease expired (attempt %s)",
@@ -118,6 +123,19 @@ def recover_expired_leases(result: SweepResult) -> None:
                 )
         except (EngineError, ConcurrentChange) as exc:
             result.errors.append(f"lease recovery of unit {unit_id}: {exc}")
+
+
+def apply_stranded_results(result: SweepResult) -> None:
+    """Results a worker recorded but did not get to apply (it died in between)."""
+    stranded = StepRun.objects.filter(
+        status=UnitStatus.RUNNING, result__isnull=False, lease_expires_at__lt=Now()
+    ).values_list("run_id", flat=True)
+    for run_id in sorted(set(stranded[:BATCH])):
+        try:
+            apply_event(run_id, Nudge(), actor=ACTOR)
+            result.results_applied += 1
+        except ConcurrentChange as exc:
+            result.errors.append(f"applying results of run {run_id}: {exc}")
 
 
 def redispatch_lost_messages(result: SweepResult) -> None:
@@ -145,11 +163,13 @@ def sweep() -> SweepResult:
     """One pass of the reconciler."""
     result = SweepResult()
     fire_due_retries(result)
+    apply_stranded_results(result)
     recover_expired_leases(result)
     redispatch_lost_messages(result)
     _count("retry_fired", result.retries_fired)
     _count("lease_expired", result.leases_recovered)
     _count("redispatched", result.redispatched)
+    _count("results_applied", result.results_applied)
     for error in result.errors:
         log.warning("reconciler: %s", error)
     return result

@@ -8,7 +8,6 @@ they still hold what was loaded, so a concurrent claim can never be overwritten.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,8 +18,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.events import NewEvent, record_events
+from core.attempt_results import AttemptResult
 from core.dispatch import Message, get_dispatcher
-from core.engine.advance import advance
+from core.engine.advance import advance_all
 from core.engine.events import Decision, Event, Fact
 from core.engine.plan import RunPlan, build_plan
 from core.engine.state import (
@@ -37,15 +37,20 @@ from integrations.registry import load_actions
 
 log = logging.getLogger(__name__)
 
+# `inputs` is not loaded: the engine only ever writes it (when it queues a unit).
 UNIT_FIELDS = (
     "id", "step_id", "item_index", "phase", "status", "attempts", "max_attempts", "attempt_group",
-    "dispatch_token", "inputs", "output", "error", "reason", "item_value", "items_total",
-    "finished_order", "next_attempt_at",
+    "dispatch_token", "output", "error", "reason", "item_value", "items_total",
+    "finished_order", "next_attempt_at", "result",
 )  # fmt: skip
 
 
 class ConcurrentChange(Exception):
     """A unit row changed between loading and writing; the transition is retried."""
+
+
+class RunBusy(Exception):
+    """Another transaction holds the run's lock (only raised when asked not to wait)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class LoadedUnit:
     status: str
     attempts: int
     dispatch_token: int
+    result: dict[str, Any] | None = None
 
 
 def _ts(value: float | None) -> datetime | None:
@@ -64,26 +70,22 @@ def _epoch(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
 
-@functools.lru_cache(maxsize=256)
-def _plan_for(version_id: int, content_hash: str, definition_json: str) -> RunPlan:
-    import json
-
-    unsafe = frozenset(
-        name
-        for name, spec in load_actions().items()
-        if spec.side_effect != "read" and not spec.idempotent
-    )
-    return build_plan(json.loads(definition_json), unsafe_to_repeat=unsafe)
+_plans: dict[tuple[int, str], RunPlan] = {}
 
 
 def plan_for(run: Run) -> RunPlan:
-    """The engine plan of the run's pinned version (cached: versions are immutable)."""
-    import json
-
+    """The engine plan of the run's pinned version, cached: published versions never change."""
     version = run.version
-    return _plan_for(
-        version.pk, version.content_hash, json.dumps(version.definition, sort_keys=True)
-    )
+    cache_key = (version.pk, version.content_hash)
+    plan = _plans.get(cache_key)
+    if plan is None:
+        unsafe = frozenset(
+            name
+            for name, spec in load_actions().items()
+            if spec.side_effect != "read" and not spec.idempotent
+        )
+        plan = _plans[cache_key] = build_plan(version.definition, unsafe_to_repeat=unsafe)
+    return plan
 
 
 def _unit_from_row(row: dict[str, Any]) -> Unit:
@@ -93,7 +95,6 @@ def _unit_from_row(row: dict[str, Any]) -> Unit:
         attempts=row["attempts"],
         attempt_group=row["attempt_group"],
         max_attempts=row["max_attempts"],
-        inputs=row["inputs"],
         output=row["output"],
         error=row["error"],
         reason=row["reason"],
@@ -112,7 +113,7 @@ def load_state(run: Run) -> tuple[RunState, dict[UnitKey, LoadedUnit]]:
         unit = _unit_from_row(row)
         units[unit.key] = unit
         loaded[unit.key] = LoadedUnit(
-            row["id"], row["status"], row["attempts"], row["dispatch_token"]
+            row["id"], row["status"], row["attempts"], row["dispatch_token"], row["result"]
         )
     state = RunState(
         run_id=run.pk,
@@ -178,6 +179,7 @@ def persist(
     before: RunState,
     loaded: dict[UnitKey, LoadedUnit],
     actor: str,
+    clear_results: frozenset[UnitKey] = frozenset(),
 ) -> tuple[dict[UnitKey, Message], list[NewEvent]]:
     """Write the decision's rows; returns the message of each unit it queued and the
     audit events to record (the caller records them in one batch)."""
@@ -187,6 +189,8 @@ def persist(
         after = decision.state.units[key]
         row = loaded[key]
         fields = _row_fields(before.units[key], after, now)
+        if key in clear_results:
+            fields["result"] = None
         if after.status == UnitStatus.QUEUED and fields.get("status"):
             fields["dispatch_token"] = row.dispatch_token + 1
             messages[key] = (row.id, row.dispatch_token + 1)
@@ -237,30 +241,48 @@ def apply_event(
     precondition: Precondition | None = None,
     before_commit: Hook | None = None,
     extra_events: list[NewEvent] | None = None,
+    own_results: dict[UnitKey, AttemptResult] | None = None,
+    wait_for_lock: bool = True,
     retries: int = 5,
 ) -> Decision | None:
     """Advance run `run_id` by `event` in one transaction; None when the precondition fails.
 
-    `extra_events` are recorded before the engine's own facts (e.g. the attempt that led
-    to this transition); `before_commit` may take queued units for the caller.
+    Attempt results recorded on unit rows are applied first (see core.attempt_results), as
+    are `own_results`, which the caller holds in hand. `extra_events` are recorded before
+    the engine's facts; `before_commit` may take queued units for the caller. With
+    `wait_for_lock=False`, raises RunBusy instead of waiting for another transaction.
     """
     for attempt in range(retries):
         try:
             with transaction.atomic():
-                run = (
-                    Run.objects.select_for_update()
-                    .select_related("version", "playbook")
-                    .get(pk=run_id)
-                )
+                runs = Run.objects.select_for_update(skip_locked=not wait_for_lock)
+                run = runs.select_related("version", "playbook").filter(pk=run_id).first()
+                if run is None:
+                    if not wait_for_lock and Run.objects.filter(pk=run_id).exists():
+                        raise RunBusy(run_id)
+                    raise Run.DoesNotExist(f"run {run_id} does not exist")
                 state, loaded = load_state(run)
                 if precondition is not None and not precondition(state, loaded):
                     return None
-                decision = advance(plan_for(run), state, event, timezone.now().timestamp())
-                messages, events = persist(run, decision, state, loaded, actor)
+                results = {
+                    key: AttemptResult.from_json(row.result)
+                    for key, row in sorted(loaded.items(), key=lambda kv: kv[1].id)
+                    if row.result is not None and row.status == UnitStatus.RUNNING
+                }
+                recorded = frozenset(results)
+                results.update(own_results or {})
+                events = [result.event(key) for key, result in results.items()]
+                decision = advance_all(
+                    plan_for(run), state, [*events, event], timezone.now().timestamp()
+                )
+                messages, facts = persist(run, decision, state, loaded, actor, recorded)
                 to_send, later = list(messages.values()), []
                 if before_commit is not None:
                     to_send, later = before_commit(run, decision, messages)
-                all_events = [*(extra_events or []), *events, *later]
+                attempts = [
+                    e for key, result in results.items() for e in result.audit_events(run.pk, key)
+                ]
+                all_events = [*(extra_events or []), *attempts, *facts, *later]
                 if all_events:
                     record_events(all_events)
                 dispatch_on_commit(to_send)

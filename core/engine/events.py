@@ -49,7 +49,12 @@ class RetryStep:
     step_id: str
 
 
-Event = Start | UnitSucceeded | UnitFailed | UnitLost | RetryDue | Cancel | RetryStep
+@dataclass(frozen=True)
+class Nudge:
+    """Nothing new happened: just re-derive what follows from the state."""
+
+
+Event = Start | UnitSucceeded | UnitFailed | UnitLost | RetryDue | Cancel | RetryStep | Nudge
 
 
 @dataclass(frozen=True)

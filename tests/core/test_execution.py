@@ -171,3 +171,48 @@ def test_a_queued_unit_whose_message_was_lost_is_sent_again(
 
 def test_the_worker_name_identifies_host_process_and_thread() -> None:
     assert worker_name().count(":") >= 3
+
+
+def test_a_result_recorded_while_the_run_is_busy_is_applied_by_the_next_advance(
+    inline_dispatch: InlineDispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core import execution
+    from core.transitions import RunBusy
+
+    real_apply = execution.apply_event
+
+    def busy_first(*args, **kwargs):
+        if kwargs.get("wait_for_lock") is False:
+            raise RunBusy(args[0])
+        return real_apply(*args, **kwargs)
+
+    monkeypatch.setattr(execution, "apply_event", busy_first)
+    run = start(definition(echo("a"), echo("b"), echo("c", "a", "b")))
+    inline_dispatch.drain()
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert not StepRun.objects.filter(run=run, result__isnull=False).exists()
+    kinds = list(AuditEvent.objects.filter(run_id=run.pk).values_list("kind", flat=True))
+    assert kinds.count("attempt.started") == 3
+    assert kinds.count("attempt.succeeded") == 3
+
+
+def test_a_result_stranded_by_a_dead_worker_is_applied_by_the_scheduler(
+    inline_dispatch: InlineDispatcher,
+) -> None:
+    from core.attempt_results import AttemptResult
+
+    run = start(definition(echo("a"), echo("b", "a")))
+    unit_id, token = inline_dispatch.pending.popleft()
+    claimed = claim_unit(unit_id, token, worker="dies-after-recording")
+    result = AttemptResult(attempt=claimed.attempt, worker="dies-after-recording",
+                           started_at=claimed.started_at.isoformat(), idempotency_key=claimed.idempotency_key,
+                           action="util.echo", duration_ms=1.0, output={"message": "a"})  # fmt: skip
+    StepRun.objects.filter(pk=unit_id).update(result=result.as_json())
+    assert sweep().results_applied == 0  # its lease has not run out: the worker may still apply it
+    expire_lease(unit_id)
+    assert sweep().results_applied == 1
+    inline_dispatch.drain()
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert StepRun.objects.get(pk=unit_id).attempts == 1

@@ -1,0 +1,83 @@
+"""A finished attempt's result, on its way from the worker into the run's state.
+
+A worker records the result on the unit row (fenced by the attempt number) and then
+advances the run. When several workers finish at once, whoever holds the run's lock
+advances all recorded results in one transaction, so completions of a wide fan-out are
+batched instead of queuing one commit at a time behind the lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from audit.events import NewEvent
+from core.engine.events import UnitFailed, UnitSucceeded
+from core.engine.state import ErrorInfo, UnitKey
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What one attempt did, with what the audit trail needs to tell about it."""
+
+    attempt: int
+    worker: str
+    started_at: str
+    idempotency_key: str
+    action: str
+    duration_ms: float
+    output: Any = None
+    error: dict[str, Any] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "attempt": self.attempt,
+            "worker": self.worker,
+            "started_at": self.started_at,
+            "idempotency_key": self.idempotency_key,
+            "action": self.action,
+            "duration_ms": self.duration_ms,
+            "output": self.output,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AttemptResult:
+        return cls(**data)
+
+    def event(self, key: UnitKey) -> UnitSucceeded | UnitFailed:
+        if self.error is None:
+            return UnitSucceeded(key, self.output)
+        error = self.error
+        return UnitFailed(
+            key,
+            ErrorInfo(
+                message=str(error.get("message", "")),
+                kind=str(error.get("kind", "error")),
+                retryable=bool(error.get("retryable")),
+                retry_after=error.get("retry_after"),
+            ),
+        )
+
+    def audit_events(self, run_id: int, key: UnitKey) -> list[NewEvent]:
+        """attempt.started and attempt.succeeded|failed, recorded when the result lands."""
+        base = {"unit": str(key), "attempt": self.attempt}
+        started = NewEvent(
+            stream=f"run:{run_id}",
+            kind="attempt.started",
+            actor=self.worker,
+            payload={**base, "started_at": self.started_at, "action": self.action,
+                     "idempotency_key": self.idempotency_key},
+            run_id=run_id,
+            step_id=key.step,
+        )  # fmt: skip
+        finished = NewEvent(
+            stream=f"run:{run_id}",
+            kind="attempt.failed" if self.error else "attempt.succeeded",
+            actor=self.worker,
+            payload={**base, "duration_ms": round(self.duration_ms, 3),
+                     **({"error": self.error} if self.error else {})},
+            run_id=run_id,
+            step_id=key.step,
+        )  # fmt: skip
+        return [started, finished]

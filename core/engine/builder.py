@@ -1,0 +1,110 @@
+"""Copy-on-write edits of a run's state during one engine decision (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from core.engine.events import Execute, Fact
+from core.engine.plan import RunPlan
+from core.engine.state import COMPENSATE, RunState, RunStatus, Unit, UnitKey, UnitStatus
+
+
+class EngineError(Exception):
+    """An event that does not fit the run's state (a caller's mistake, not a run failure)."""
+
+
+class Builder:
+    """Copy-on-write edits of a RunState, remembering what changed."""
+
+    def __init__(self, plan: RunPlan, state: RunState, now: float) -> None:
+        self.plan = plan
+        self.now = now
+        self.status = state.status
+        self.units = dict(state.units)
+        self.original = state
+        self.changed: set[UnitKey] = set()
+        self.created: set[UnitKey] = set()
+        self.commands: list[Execute] = []
+        self.facts: list[Fact] = []
+
+    @property
+    def state(self) -> RunState:
+        return replace(self.original, status=self.status, units=self.units)
+
+    def unit(self, key: UnitKey) -> Unit:
+        return self.units[key]
+
+    def update(self, key: UnitKey, **fields: Any) -> Unit:
+        unit = replace(self.units[key], **fields)
+        self.units[key] = unit
+        if key not in self.created:
+            self.changed.add(key)
+        return unit
+
+    def create(self, unit: Unit) -> None:
+        if unit.key in self.units:
+            raise EngineError(f"unit {unit.key} exists already")
+        self.units[unit.key] = unit
+        self.created.add(unit.key)
+
+    def fact(self, kind: str, key: UnitKey | None = None, **payload: Any) -> None:
+        self.facts.append(Fact(kind=kind, key=key, payload=payload))
+
+    def set_run_status(self, status: RunStatus, **payload: Any) -> None:
+        if status != self.status:
+            self.status = status
+            self.fact(f"run.{status.value}", **payload)
+
+    def next_order(self) -> int:
+        return max((u.finished_order or 0 for u in self.units.values()), default=0) + 1
+
+    # -- helpers over the plan ------------------------------------------------------
+    def main_units(self) -> list[Unit]:
+        return [u for k, u in self.units.items() if k.phase != COMPENSATE]
+
+    def failure_seen(self) -> bool:
+        return any(u.status == UnitStatus.FAILED for k, u in self.units.items() if k.is_step)
+
+    def template_context(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        steps = {
+            step.id: {
+                "status": (u := self.units[UnitKey(step.id)]).status.value,
+                "outcome": u.reason if u.status == UnitStatus.SKIPPED else u.status.value,
+                "output": u.output,
+                "error": u.error,
+            }
+            for step in self.plan.steps
+        }
+        context = {
+            "inputs": self.original.inputs,
+            "steps": steps,
+            "alert": self.original.context.get("alert"),
+            "run": {"id": self.original.run_id, "playbook": self.plan.name},
+        }
+        if extra:
+            context.update(extra)
+        return context
+
+
+def finish_success(b: Builder, key: UnitKey, output: Any) -> None:
+    b.update(
+        key,
+        status=UnitStatus.SUCCEEDED,
+        output=output,
+        error=None,
+        next_attempt_at=None,
+        finished_order=b.next_order(),
+    )
+    b.fact("step.succeeded" if key.phase != COMPENSATE else "compensation.succeeded", key)
+
+
+def fail(b: Builder, key: UnitKey, error: dict[str, Any], *, kind: str = "step.failed") -> None:
+    b.update(
+        key,
+        status=UnitStatus.FAILED,
+        error=error,
+        next_attempt_at=None,
+        finished_order=b.next_order(),
+    )
+    b.fact(kind if key.phase != COMPENSATE else "compensation.failed", key, error=error)
