@@ -12,7 +12,7 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 
 REDIS_URL = os.environ["BENCH_REDIS_URL"]
-broker = RedisBroker(url=REDIS_URL, namespace="bench-raw")
+broker = RedisBroker(url=REDIS_URL, namespace="bench-raw")  # type: ignore[no-untyped-call]
 dramatiq.set_broker(broker)
 client = redis.Redis.from_url(REDIS_URL)
 

@@ -276,7 +276,8 @@ def apply_event(
                     plan_for(run), state, [*events, event], timezone.now().timestamp()
                 )
                 messages, facts = persist(run, decision, state, loaded, actor, recorded)
-                to_send, later = list(messages.values()), []
+                to_send: list[Message] = list(messages.values())
+                later: list[NewEvent] = []
                 if before_commit is not None:
                     to_send, later = before_commit(run, decision, messages)
                 attempts = [

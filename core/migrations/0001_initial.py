@@ -7,110 +7,212 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('playbooks', '0001_initial'),
+        ("playbooks", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ReconcilerCounter',
+            name="ReconcilerCounter",
             fields=[
-                ('kind', models.CharField(max_length=40, primary_key=True, serialize=False)),
-                ('count', models.BigIntegerField(default=0)),
+                ("kind", models.CharField(max_length=40, primary_key=True, serialize=False)),
+                ("count", models.BigIntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='Run',
+            name="Run",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('running', 'running'), ('succeeded', 'succeeded'), ('failed', 'failed'), ('cancelling', 'cancelling'), ('cancelled', 'cancelled'), ('compensating', 'compensating'), ('compensated', 'compensated'), ('needs_attention', 'needs attention')], db_index=True, default=core.engine.state.RunStatus['RUNNING'], max_length=20)),
-                ('inputs', models.JSONField(default=dict)),
-                ('context', models.JSONField(blank=True, default=dict)),
-                ('actor', models.CharField(default='system', max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('playbook', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='runs', to='playbooks.playbook')),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='runs', to='playbooks.playbookversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("running", "running"),
+                            ("succeeded", "succeeded"),
+                            ("failed", "failed"),
+                            ("cancelling", "cancelling"),
+                            ("cancelled", "cancelled"),
+                            ("compensating", "compensating"),
+                            ("compensated", "compensated"),
+                            ("needs_attention", "needs attention"),
+                        ],
+                        db_index=True,
+                        default=core.engine.state.RunStatus["RUNNING"],
+                        max_length=20,
+                    ),
+                ),
+                ("inputs", models.JSONField(default=dict)),
+                ("context", models.JSONField(blank=True, default=dict)),
+                ("actor", models.CharField(default="system", max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "playbook",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="runs",
+                        to="playbooks.playbook",
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="runs",
+                        to="playbooks.playbookversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='StepRun',
+            name="StepRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('step_id', models.CharField(max_length=63)),
-                ('item_index', models.IntegerField(default=-1)),
-                ('phase', models.CharField(default='main', max_length=12)),
-                ('status', models.CharField(choices=[('pending', 'pending'), ('queued', 'queued'), ('running', 'running'), ('retry_wait', 'retry wait'), ('succeeded', 'succeeded'), ('failed', 'failed'), ('skipped', 'skipped'), ('cancelled', 'cancelled'), ('needs_attention', 'needs attention')], default=core.engine.state.UnitStatus['PENDING'], max_length=20)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('max_attempts', models.PositiveIntegerField(default=1)),
-                ('attempt_group', models.PositiveIntegerField(default=1)),
-                ('dispatch_token', models.PositiveIntegerField(default=0)),
-                ('inputs', models.JSONField(blank=True, null=True)),
-                ('output', models.JSONField(blank=True, null=True)),
-                ('error', models.JSONField(blank=True, null=True)),
-                ('reason', models.CharField(blank=True, max_length=200, null=True)),
-                ('item_value', models.JSONField(blank=True, null=True)),
-                ('items_total', models.IntegerField(blank=True, null=True)),
-                ('finished_order', models.IntegerField(blank=True, null=True)),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('queued_at', models.DateTimeField(blank=True, null=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('result', models.JSONField(blank=True, null=True)),
-                ('lease_owner', models.CharField(blank=True, default='', max_length=200)),
-                ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='units', to='core.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("step_id", models.CharField(max_length=63)),
+                ("item_index", models.IntegerField(default=-1)),
+                ("phase", models.CharField(default="main", max_length=12)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "pending"),
+                            ("queued", "queued"),
+                            ("running", "running"),
+                            ("retry_wait", "retry wait"),
+                            ("succeeded", "succeeded"),
+                            ("failed", "failed"),
+                            ("skipped", "skipped"),
+                            ("cancelled", "cancelled"),
+                            ("needs_attention", "needs attention"),
+                        ],
+                        default=core.engine.state.UnitStatus["PENDING"],
+                        max_length=20,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("max_attempts", models.PositiveIntegerField(default=1)),
+                ("attempt_group", models.PositiveIntegerField(default=1)),
+                ("dispatch_token", models.PositiveIntegerField(default=0)),
+                ("inputs", models.JSONField(blank=True, null=True)),
+                ("output", models.JSONField(blank=True, null=True)),
+                ("error", models.JSONField(blank=True, null=True)),
+                ("reason", models.CharField(blank=True, max_length=200, null=True)),
+                ("item_value", models.JSONField(blank=True, null=True)),
+                ("items_total", models.IntegerField(blank=True, null=True)),
+                ("finished_order", models.IntegerField(blank=True, null=True)),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("queued_at", models.DateTimeField(blank=True, null=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("result", models.JSONField(blank=True, null=True)),
+                ("lease_owner", models.CharField(blank=True, default="", max_length=200)),
+                ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="units",
+                        to="core.run",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run_id', 'id'],
+                "ordering": ["run_id", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Attempt',
+            name="Attempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('attempt_group', models.PositiveIntegerField(default=1)),
-                ('outcome', models.CharField(choices=[('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('lost', 'Lost'), ('fenced', 'Fenced')], default='running', max_length=12)),
-                ('worker', models.CharField(blank=True, default='', max_length=200)),
-                ('idempotency_key', models.CharField(max_length=300)),
-                ('started_at', models.DateTimeField()),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('duration_ms', models.FloatField(blank=True, null=True)),
-                ('error', models.JSONField(blank=True, null=True)),
-                ('unit', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempt_rows', to='core.steprun')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                ("attempt_group", models.PositiveIntegerField(default=1)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("lost", "Lost"),
+                            ("fenced", "Fenced"),
+                        ],
+                        default="running",
+                        max_length=12,
+                    ),
+                ),
+                ("worker", models.CharField(blank=True, default="", max_length=200)),
+                ("idempotency_key", models.CharField(max_length=300)),
+                ("started_at", models.DateTimeField()),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("duration_ms", models.FloatField(blank=True, null=True)),
+                ("error", models.JSONField(blank=True, null=True)),
+                (
+                    "unit",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attempt_rows",
+                        to="core.steprun",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['unit_id', 'number'],
+                "ordering": ["unit_id", "number"],
             },
         ),
         migrations.AddIndex(
-            model_name='steprun',
-            index=models.Index(fields=['status', 'next_attempt_at'], name='unit_due_idx'),
+            model_name="steprun",
+            index=models.Index(fields=["status", "next_attempt_at"], name="unit_due_idx"),
         ),
         migrations.AddIndex(
-            model_name='steprun',
-            index=models.Index(fields=['status', 'lease_expires_at'], name='unit_lease_idx'),
+            model_name="steprun",
+            index=models.Index(fields=["status", "lease_expires_at"], name="unit_lease_idx"),
         ),
         migrations.AddIndex(
-            model_name='steprun',
-            index=models.Index(fields=['status', 'queued_at'], name='unit_queued_idx'),
+            model_name="steprun",
+            index=models.Index(fields=["status", "queued_at"], name="unit_queued_idx"),
         ),
         migrations.AddConstraint(
-            model_name='steprun',
-            constraint=models.UniqueConstraint(fields=('run', 'step_id', 'item_index', 'phase'), name='unit_unique_per_run'),
+            model_name="steprun",
+            constraint=models.UniqueConstraint(
+                fields=("run", "step_id", "item_index", "phase"), name="unit_unique_per_run"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='attempt',
-            constraint=models.UniqueConstraint(fields=('unit', 'number'), name='attempt_number_unique'),
+            model_name="attempt",
+            constraint=models.UniqueConstraint(
+                fields=("unit", "number"), name="attempt_number_unique"
+            ),
         ),
     ]
