@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -52,15 +52,18 @@ def record_events(events: Sequence[NewEvent]) -> list[AuditEvent]:
     heads = _lock_heads(sorted({row.stream for row in rows}))
     now = timezone.now()
     for row in rows:
-        head = heads[row.stream]
-        row.seq = head.seq + 1
+        seq, prev = heads[row.stream]
+        row.seq = seq + 1
         row.created_at = now
-        row.prev_hash = head.hash
+        row.prev_hash = prev
         row.hash = row.compute_hash()
-        head.seq, head.hash = row.seq, row.hash
-    created = AuditEvent.objects.bulk_create(rows)
-    AuditStreamHead.objects.bulk_update(heads.values(), ["seq", "hash"])
-    return created
+        heads[row.stream] = (row.seq, row.hash)
+    _insert(rows)
+    with connection.cursor() as cursor:
+        for stream, (seq, digest) in heads.items():
+            update = f"UPDATE {HEADS} SET seq = %s, hash = %s WHERE stream = %s"  # noqa: S608
+            cursor.execute(update, [seq, digest, stream])
+    return rows
 
 
 def record_event(
@@ -86,28 +89,65 @@ def record_event(
     return record_events([new])[0]
 
 
-def _lock_heads(streams: list[str]) -> dict[str, AuditStreamHead]:
+# Raw SQL: these statements run in every step's transaction, and the ORM's compile cost
+# (about a millisecond each on a small machine) would dominate it.
+HEADS = AuditStreamHead._meta.db_table
+EVENTS = AuditEvent._meta.db_table
+EVENT_COLUMNS = ("stream", "seq", "created_at", "actor", "kind", "run_id", "step_id", "playbook",
+                 "payload", "prev_hash", "hash")  # fmt: skip
+
+
+def _lock_heads(streams: list[str]) -> dict[str, tuple[int, str]]:
     """Lock the head row of each stream, in sorted order so that writers queue, not deadlock.
 
     A call that also starts new streams locks those after the existing ones; should two
     such multi-stream calls cross, PostgreSQL aborts one with a deadlock error rather than
     forking a chain.
     """
-    heads = {head.stream: head for head in _select_for_update(streams)}
+    heads = _select_for_update(streams)
     missing = [stream for stream in streams if stream not in heads]
     if missing:
         # A new stream: create its head, tolerating a concurrent writer creating it first
         # (the insert then waits for that writer's commit), and lock it.
-        AuditStreamHead.objects.bulk_create(
-            [AuditStreamHead(stream=stream, seq=0, hash=ZERO_HASH) for stream in missing],
-            ignore_conflicts=True,
-        )
-        heads.update((head.stream, head) for head in _select_for_update(missing))
+        with connection.cursor() as cursor:
+            for stream in missing:
+                cursor.execute(
+                    f"INSERT INTO {HEADS} (stream, seq, hash) VALUES (%s, 0, %s) ON CONFLICT (stream) DO NOTHING",  # noqa: S608
+                    [stream, ZERO_HASH],
+                )
+        heads.update(_select_for_update(missing))
     return heads
 
 
-def _select_for_update(streams: Iterable[str]) -> Iterable[AuditStreamHead]:
-    return AuditStreamHead.objects.select_for_update().filter(stream__in=streams).order_by("stream")
+def _select_for_update(streams: list[str]) -> dict[str, tuple[int, str]]:
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    marks = ", ".join(["%s"] * len(streams))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT stream, seq, hash FROM {HEADS} WHERE stream IN ({marks}) ORDER BY stream{lock}",  # noqa: S608
+            streams,
+        )
+        return {stream: (seq, digest) for stream, seq, digest in cursor.fetchall()}
+
+
+def _insert(rows: list[AuditEvent]) -> None:
+    """One multi-row INSERT; the ids come back in order (RETURNING)."""
+    fields = [AuditEvent._meta.get_field(name) for name in EVENT_COLUMNS]
+    values = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(rows))
+    params = [
+        f.get_db_prep_save(getattr(row, f.name), connection)  # type: ignore[union-attr]
+        for row in rows
+        for f in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {EVENTS} ({', '.join(EVENT_COLUMNS)}) VALUES {values} RETURNING id",  # noqa: S608
+            params,
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    for row, pk in zip(rows, ids, strict=True):
+        row.pk = pk
+        row._state.adding = False
 
 
 _MAX_LENGTHS = {

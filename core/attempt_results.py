@@ -60,24 +60,24 @@ class AttemptResult:
         )
 
     def audit_events(self, run_id: int, key: UnitKey) -> list[NewEvent]:
-        """attempt.started and attempt.succeeded|failed, recorded when the result lands."""
-        base = {"unit": str(key), "attempt": self.attempt}
-        started = NewEvent(
-            stream=f"run:{run_id}",
-            kind="attempt.started",
-            actor=self.worker,
-            payload={**base, "started_at": self.started_at, "action": self.action,
-                     "idempotency_key": self.idempotency_key},
-            run_id=run_id,
-            step_id=key.step,
-        )  # fmt: skip
-        finished = NewEvent(
-            stream=f"run:{run_id}",
-            kind="attempt.failed" if self.error else "attempt.succeeded",
-            actor=self.worker,
-            payload={**base, "duration_ms": round(self.duration_ms, 3),
-                     **({"error": self.error} if self.error else {})},
-            run_id=run_id,
-            step_id=key.step,
-        )  # fmt: skip
-        return [started, finished]
+        """One event per attempt, recorded when its result lands: when it started, on which
+        worker, under which idempotency key, how long it took and how it ended."""
+        payload = {
+            "unit": str(key),
+            "attempt": self.attempt,
+            "action": self.action,
+            "started_at": self.started_at,
+            "duration_ms": round(self.duration_ms, 3),
+            "idempotency_key": self.idempotency_key,
+            **({"error": self.error} if self.error else {}),
+        }
+        return [
+            NewEvent(
+                stream=f"run:{run_id}",
+                kind="attempt.failed" if self.error else "attempt.succeeded",
+                actor=self.worker,
+                payload=payload,
+                run_id=run_id,
+                step_id=key.step,
+            )
+        ]

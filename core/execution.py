@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import F
-from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from audit.events import NewEvent, record_event
@@ -30,7 +29,8 @@ from core.dispatch import Message
 from core.engine.events import Decision, Nudge
 from core.engine.plan import RunPlan
 from core.engine.state import ErrorInfo, RunState, Unit, UnitKey, UnitStatus
-from core.lease import lease_deadline, lease_keeper
+from core.fast_sql import finish_attempt, insert_attempt, select_claimed, take_unit
+from core.lease import lease_keeper
 from core.models import Attempt, Run, StepRun, idempotency_key
 from core.transitions import LoadedUnit, RunBusy, apply_event, plan_for
 from integrations.connections import resolve_connection
@@ -76,15 +76,7 @@ class Outcome:
 
 def _take(unit_id: int, token: int, worker: str) -> bool:
     """The claim itself: one conditional UPDATE; the attempt is counted here."""
-    return bool(
-        StepRun.objects.filter(pk=unit_id, status=UnitStatus.QUEUED, dispatch_token=token).update(
-            status=UnitStatus.RUNNING,
-            attempts=F("attempts") + 1,
-            lease_owner=worker,
-            lease_expires_at=lease_deadline(),
-            started_at=Coalesce("started_at", Now()),
-        )
-    )
+    return take_unit(unit_id, token, worker=worker, lease_seconds=settings.BULWARK_LEASE_SECONDS)
 
 
 def _start_attempt(
@@ -96,27 +88,24 @@ def _start_attempt(
     compensation = step.compensate if unit.key.phase != "main" else None
     action = compensation.action if compensation else step.action or ""
     key = idempotency_key(run_id, str(unit.key), unit.attempt_group)
-    row = Attempt.objects.create(
-        unit_id=unit_id,
-        number=attempt,
-        attempt_group=unit.attempt_group,
-        worker=worker,
-        idempotency_key=key,
-        started_at=timezone.now(),
-    )
+    started_at = timezone.now()
+    attempt_id = insert_attempt(
+        unit_id=unit_id, number=attempt, attempt_group=unit.attempt_group, worker=worker,
+        idempotency_key=key, started_at=started_at,
+    )  # fmt: skip
     return Claimed(
         unit_id=unit_id,
         run_id=run_id,
         key=unit.key,
         attempt=attempt,
         attempt_group=unit.attempt_group,
-        attempt_row_id=row.pk,
+        attempt_row_id=attempt_id,
         idempotency_key=key,
         action=action,
         connection=step.connection,
         timeout=step.timeout,
         inputs=unit.inputs or {},
-        started_at=row.started_at,
+        started_at=started_at,
         worker=worker,
     )
 
@@ -126,16 +115,17 @@ def claim_unit(unit_id: int, token: int, *, worker: str) -> Claimed | None:
     with transaction.atomic():
         if not _take(unit_id, token, worker):
             return None
-        row = StepRun.objects.select_related("run__version").get(pk=unit_id)
+        row, version_id, content_hash = select_claimed(unit_id)
         unit = Unit(
-            key=UnitKey(row.step_id, row.item_index, row.phase),
-            attempt_group=row.attempt_group,
-            max_attempts=row.max_attempts,
-            inputs=row.inputs,
+            key=UnitKey(row["step_id"], row["item_index"], row["phase"]),
+            attempt_group=row["attempt_group"],
+            max_attempts=row["max_attempts"],
+            inputs=row["inputs"],
         )
+        run = Run(pk=row["run_id"], version_id=version_id)
         return _start_attempt(
-            run_id=row.run_id, unit_id=row.pk, unit=unit, attempt=row.attempts,
-            plan=plan_for(row.run), worker=worker,
+            run_id=row["run_id"], unit_id=unit_id, unit=unit, attempt=row["attempts"],
+            plan=plan_for(run, content_hash), worker=worker,
         )  # fmt: skip
 
 
@@ -205,7 +195,8 @@ def _attempt_result(claimed: Claimed, outcome: Outcome, finished: datetime) -> A
 
 
 def _finish_attempt_row(claimed: Claimed, result: AttemptResult, finished: datetime) -> None:
-    Attempt.objects.filter(pk=claimed.attempt_row_id).update(
+    finish_attempt(
+        claimed.attempt_row_id,
         outcome=Attempt.Outcome.FAILED if result.error else Attempt.Outcome.SUCCEEDED,
         finished_at=finished,
         duration_ms=result.duration_ms,
@@ -236,7 +227,7 @@ def complete(
         )
 
     def take_next(
-        run: Run, decision: Decision, messages: dict[UnitKey, Message]
+        run: Run, plan: RunPlan, decision: Decision, messages: dict[UnitKey, Message]
     ) -> tuple[list[Message], list[NewEvent]]:
         remaining = list(messages.items())
         if not eager or not remaining or next_claim:
@@ -247,15 +238,15 @@ def complete(
         unit = decision.state.units[key]
         next_claim.append(
             _start_attempt(run_id=run.pk, unit_id=unit_id, unit=unit, attempt=unit.attempts + 1,
-                           plan=plan_for(run), worker=worker)
+                           plan=plan, worker=worker)
         )  # fmt: skip
         return [m for _, m in rest], []
 
     def finish_and_take_next(
-        run: Run, decision: Decision, messages: dict[UnitKey, Message]
+        run: Run, plan: RunPlan, decision: Decision, messages: dict[UnitKey, Message]
     ) -> tuple[list[Message], list[NewEvent]]:
         _finish_attempt_row(claimed, result, finished)
-        return take_next(run, decision, messages)
+        return take_next(run, plan, decision, messages)
 
     try:
         decision = apply_event(

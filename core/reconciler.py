@@ -23,6 +23,7 @@ from audit.events import NewEvent
 from core.dispatch import Message, get_dispatcher
 from core.engine.advance import EngineError
 from core.engine.events import Decision, Nudge, RetryDue, UnitLost
+from core.engine.plan import RunPlan
 from core.engine.state import RunState, UnitKey, UnitStatus
 from core.models import Attempt, ReconcilerCounter, Run, StepRun
 from core.transitions import ConcurrentChange, LoadedUnit, apply_event
@@ -72,17 +73,17 @@ def _lost_attempt_events(run_id: int, unit_id: int, key: UnitKey, attempts: int)
     Attempt.objects.filter(
         unit_id=unit_id, number=attempts, outcome=Attempt.Outcome.RUNNING
     ).update(outcome=Attempt.Outcome.LOST, finished_at=timezone.now(), error=error)
-    base = {"unit": str(key), "attempt": attempts}
-    started = {
+    payload = {
+        "unit": str(key),
+        "attempt": attempts,
+        "worker": attempt.worker if attempt else None,
         "started_at": attempt.started_at.isoformat() if attempt else None,
         "idempotency_key": attempt.idempotency_key if attempt else None,
+        "error": error,
     }
-    worker = attempt.worker if attempt and attempt.worker else ACTOR
     return [
-        NewEvent(stream=f"run:{run_id}", kind="attempt.started", actor=worker,
-                 payload={**base, **started}, run_id=run_id, step_id=key.step),
-        NewEvent(stream=f"run:{run_id}", kind="attempt.lost", actor=ACTOR,
-                 payload={**base, "error": error}, run_id=run_id, step_id=key.step),
+        NewEvent(stream=f"run:{run_id}", kind="attempt.lost", actor=ACTOR, payload=payload,
+                 run_id=run_id, step_id=key.step),
     ]  # fmt: skip
 
 
@@ -94,7 +95,7 @@ def _recover(run_id: int, unit_id: int, key: UnitKey, attempts: int) -> bool:
         ).exists()  # fmt: skip
 
     def mark_lost(
-        run: Run, decision: Decision, messages: dict[UnitKey, Message]
+        run: Run, plan: RunPlan, decision: Decision, messages: dict[UnitKey, Message]
     ) -> tuple[list[Message], list[NewEvent]]:
         return list(messages.values()), _lost_attempt_events(run_id, unit_id, key, attempts)
 

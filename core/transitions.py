@@ -21,17 +21,19 @@ from audit.events import NewEvent, record_events
 from core.attempt_results import AttemptResult
 from core.dispatch import Message, get_dispatcher
 from core.engine.advance import advance_all
-from core.engine.events import Decision, Event, Fact
+from core.engine.events import Decision, Event, Fact, Nudge
 from core.engine.plan import RunPlan, build_plan
 from core.engine.state import (
     TERMINAL_RUN,
     TERMINAL_UNIT,
+    Deferred,
     RunState,
     RunStatus,
     Unit,
     UnitKey,
     UnitStatus,
 )
+from core.fast_sql import decode_json, has_recorded_results, lock_run, select_units, update_unit
 from core.models import Run, StepRun
 from integrations.registry import load_actions
 
@@ -73,18 +75,20 @@ def _epoch(value: datetime | None) -> float | None:
 _plans: dict[tuple[int, str], RunPlan] = {}
 
 
-def plan_for(run: Run) -> RunPlan:
-    """The engine plan of the run's pinned version, cached: published versions never change."""
-    version = run.version
-    cache_key = (version.pk, version.content_hash)
-    plan = _plans.get(cache_key)
+def plan_for(run: Run, content_hash: str | None = None) -> RunPlan:
+    """The engine plan of the run's pinned version, cached by the version's id and content
+    hash (a version's definition never changes once published; see playbooks.models)."""
+    if content_hash is None:
+        content_hash = run.version.content_hash
+    plan = _plans.get((run.version_id, content_hash))
     if plan is None:
         unsafe = frozenset(
             name
             for name, spec in load_actions().items()
             if spec.side_effect != "read" and not spec.idempotent
         )
-        plan = _plans[cache_key] = build_plan(version.definition, unsafe_to_repeat=unsafe)
+        plan = build_plan(run.version.definition, unsafe_to_repeat=unsafe)
+        _plans[(run.version_id, content_hash)] = plan
     return plan
 
 
@@ -95,7 +99,7 @@ def _unit_from_row(row: dict[str, Any]) -> Unit:
         attempts=row["attempts"],
         attempt_group=row["attempt_group"],
         max_attempts=row["max_attempts"],
-        output=row["output"],
+        output=Deferred(row["output"], decode_json),
         error=row["error"],
         reason=row["reason"],
         next_attempt_at=_epoch(row["next_attempt_at"]),
@@ -109,7 +113,10 @@ def load_state(run: Run) -> tuple[RunState, dict[UnitKey, LoadedUnit]]:
     """The run's state for the engine, and what each row held when loaded."""
     units: dict[UnitKey, Unit] = {}
     loaded: dict[UnitKey, LoadedUnit] = {}
-    for row in StepRun.objects.filter(run_id=run.pk).values(*UNIT_FIELDS):
+    rows = select_units(
+        run.pk, UNIT_FIELDS, ("output", "error", "item_value", "result"), ("next_attempt_at",)
+    )
+    for row in rows:
         unit = _unit_from_row(row)
         units[unit.key] = unit
         loaded[unit.key] = LoadedUnit(
@@ -194,9 +201,9 @@ def persist(
         if after.status == UnitStatus.QUEUED and fields.get("status"):
             fields["dispatch_token"] = row.dispatch_token + 1
             messages[key] = (row.id, row.dispatch_token + 1)
-        updated = StepRun.objects.filter(
-            pk=row.id, status=row.status, attempts=row.attempts
-        ).update(**fields)
+        updated = update_unit(
+            row.id, expect_status=row.status, expect_attempts=row.attempts, fields=fields
+        )
         if updated != 1:
             raise ConcurrentChange(f"unit {key} of run {run.pk} changed concurrently")
     if decision.created:
@@ -230,7 +237,9 @@ def dispatch_on_commit(messages: list[Message]) -> None:
 Precondition = Callable[[RunState, dict[UnitKey, LoadedUnit]], bool]
 # Runs inside the transaction after the rows are written: may claim queued units for
 # the caller (eager dispatch); returns the messages still to send and more audit events.
-Hook = Callable[[Run, Decision, dict[UnitKey, Message]], tuple[list[Message], list[NewEvent]]]
+Hook = Callable[
+    [Run, RunPlan, Decision, dict[UnitKey, Message]], tuple[list[Message], list[NewEvent]]
+]
 
 
 def apply_event(
@@ -255,15 +264,22 @@ def apply_event(
     for attempt in range(retries):
         try:
             with transaction.atomic():
-                runs = Run.objects.select_for_update(skip_locked=not wait_for_lock)
-                run = runs.select_related("version", "playbook").filter(pk=run_id).first()
-                if run is None:
+                locked = lock_run(run_id, wait=wait_for_lock)
+                if locked is None:
                     if not wait_for_lock and Run.objects.filter(pk=run_id).exists():
                         raise RunBusy(run_id)
                     raise Run.DoesNotExist(f"run {run_id} does not exist")
+                run, content_hash = locked
+                if (
+                    isinstance(event, Nudge)
+                    and not own_results
+                    and not has_recorded_results(run_id)
+                ):
+                    return None  # another worker already applied everything recorded
                 state, loaded = load_state(run)
                 if precondition is not None and not precondition(state, loaded):
                     return None
+                plan = plan_for(run, content_hash)
                 results = {
                     key: AttemptResult.from_json(row.result)
                     for key, row in sorted(loaded.items(), key=lambda kv: kv[1].id)
@@ -272,14 +288,12 @@ def apply_event(
                 recorded = frozenset(results)
                 results.update(own_results or {})
                 events = [result.event(key) for key, result in results.items()]
-                decision = advance_all(
-                    plan_for(run), state, [*events, event], timezone.now().timestamp()
-                )
+                decision = advance_all(plan, state, [*events, event], timezone.now().timestamp())
                 messages, facts = persist(run, decision, state, loaded, actor, recorded)
                 to_send: list[Message] = list(messages.values())
                 later: list[NewEvent] = []
                 if before_commit is not None:
-                    to_send, later = before_commit(run, decision, messages)
+                    to_send, later = before_commit(run, plan, decision, messages)
                 attempts = [
                     e for key, result in results.items() for e in result.audit_events(run.pk, key)
                 ]

@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.db.backends.signals import connection_created
 from rest_framework.test import APIClient
 
 from accounts import roles
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: pytest.FixtureRequest) -> None:
+    """Real password hashing costs about a second a user; tests need no such strength."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
 
 
 def _user(username: str, *groups: str, superuser: bool = False) -> User:
@@ -68,3 +75,14 @@ def inline_dispatch(request: pytest.FixtureRequest):
     previous = set_dispatcher(dispatcher)
     yield dispatcher
     set_dispatcher(previous)
+
+
+def _allow_audit_truncate(sender: object, connection: object, **kwargs: object) -> None:
+    """Transactional tests end by truncating every table, which the audit trigger refuses
+    unless the session says so; only the test process ever says so."""
+    if getattr(connection, "vendor", "") == "postgresql":
+        with connection.cursor() as cursor:  # type: ignore[attr-defined]
+            cursor.execute("SET bulwark.audit_allow_truncate = 'on'")
+
+
+connection_created.connect(_allow_audit_truncate)

@@ -7,7 +7,7 @@ from typing import Any
 
 from core.engine.events import Execute, Fact
 from core.engine.plan import RunPlan
-from core.engine.state import COMPENSATE, RunState, RunStatus, Unit, UnitKey, UnitStatus
+from core.engine.state import COMPENSATE, RunState, RunStatus, Unit, UnitKey, UnitStatus, resolved
 
 
 class EngineError(Exception):
@@ -71,7 +71,7 @@ class Builder:
             step.id: {
                 "status": (u := self.units[UnitKey(step.id)]).status.value,
                 "outcome": u.reason if u.status == UnitStatus.SKIPPED else u.status.value,
-                "output": u.output,
+                "output": resolved(u.output),
                 "error": u.error,
             }
             for step in self.plan.steps

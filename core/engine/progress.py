@@ -18,6 +18,7 @@ from core.engine.state import (
     Unit,
     UnitKey,
     UnitStatus,
+    resolved,
 )
 from playbooks.expressions import (
     ExpressionError,
@@ -191,7 +192,7 @@ def _feed_fan_out(b: Builder, step: StepPlan) -> bool:
                 },
             )
         else:
-            finish_success(b, key, [u.output for u in items])
+            finish_success(b, key, [resolved(u.output) for u in items])
         return True
     if not any(u.status in ACTIVE_UNIT or u.status == UnitStatus.PENDING for u in items) and any(
         u.status == UnitStatus.NEEDS_ATTENTION for u in items

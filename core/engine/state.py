@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -43,6 +44,29 @@ TERMINAL_RUN = frozenset(
 MAIN = "main"
 COMPENSATE = "compensate"
 NO_ITEM = -1
+
+
+class Deferred:
+    """A stored value decoded only when the engine reads it (most outputs never are)."""
+
+    __slots__ = ("_decode", "_raw", "_value")
+
+    def __init__(self, raw: Any, decode: Callable[[Any], Any]) -> None:
+        self._raw, self._decode, self._value = raw, decode, _UNSET
+
+    @property
+    def value(self) -> Any:
+        if self._value is _UNSET:
+            self._value = self._decode(self._raw)
+        return self._value
+
+
+_UNSET = object()
+
+
+def resolved(value: Any) -> Any:
+    """The plain value behind `value`, which may be Deferred."""
+    return value.value if isinstance(value, Deferred) else value
 
 
 @dataclass(frozen=True, order=True)

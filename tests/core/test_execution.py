@@ -193,7 +193,6 @@ def test_a_result_recorded_while_the_run_is_busy_is_applied_by_the_next_advance(
     assert run.status == "succeeded"
     assert not StepRun.objects.filter(run=run, result__isnull=False).exists()
     kinds = list(AuditEvent.objects.filter(run_id=run.pk).values_list("kind", flat=True))
-    assert kinds.count("attempt.started") == 3
     assert kinds.count("attempt.succeeded") == 3
 
 

@@ -1,0 +1,181 @@
+"""Hand-written SQL for the statements every step runs.
+
+Django's ORM spends about a millisecond of CPU compiling each query on this class of
+machine, ten times what the database takes to answer (measured in bench/engine.py's
+notes). The handful of statements on the per-step path are written here once, portable
+between PostgreSQL and SQLite; everything else uses the ORM. Values are adapted by the
+model fields themselves, so JSON and datetimes are stored exactly as the ORM stores them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import connection, models
+from django.utils.dateparse import parse_datetime
+
+from core.models import Attempt, Run, StepRun
+
+UNIT_TABLE = StepRun._meta.db_table
+ATTEMPT_TABLE = Attempt._meta.db_table
+
+
+def adapt(model: type[models.Model], name: str, value: Any) -> Any:
+    """`value` as the database adapter for `model.name` expects it."""
+    return model._meta.get_field(name).get_db_prep_save(value, connection)  # type: ignore[union-attr]
+
+
+def decode_json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes | bytearray) else value
+
+
+def decode_datetime(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    parsed = value if isinstance(value, datetime) else parse_datetime(str(value))
+    if parsed is None:
+        raise ValueError(f"not a datetime: {value!r}")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def db_now_plus(seconds: float) -> tuple[str, list[Any]]:
+    """SQL for the database clock plus `seconds`, and its parameters."""
+    if connection.vendor == "postgresql":
+        return "(CURRENT_TIMESTAMP + %s * INTERVAL '1 second')", [seconds]
+    return "strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', %s)", [f"{seconds:+f} seconds"]
+
+
+def select_units(run_id: int, columns: Sequence[str], json_columns: Iterable[str],
+                 datetime_columns: Iterable[str]) -> list[dict[str, Any]]:  # fmt: skip
+    """Every unit row of a run, as dicts like QuerySet.values() gives."""
+    json_set, dt_set = set(json_columns), set(datetime_columns)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(columns)} FROM {UNIT_TABLE} WHERE run_id = %s", [run_id])  # noqa: S608 - fixed column names
+        rows = cursor.fetchall()
+    out = []
+    for row in rows:
+        item = dict(zip(columns, row, strict=True))
+        for name in json_set:
+            item[name] = decode_json(item[name])
+        for name in dt_set:
+            item[name] = decode_datetime(item[name])
+        out.append(item)
+    return out
+
+
+def update_unit(
+    row_id: int, *, expect_status: str, expect_attempts: int, fields: dict[str, Any]
+) -> int:
+    """UPDATE one unit if it still has the status and attempt number it was loaded with."""
+    names = sorted(fields)
+    assignments = ", ".join(f"{name} = %s" for name in names)
+    params = [adapt(StepRun, name, fields[name]) for name in names]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {UNIT_TABLE} SET {assignments} WHERE id = %s AND status = %s AND attempts = %s",  # noqa: S608 - names come from the model
+            [*params, row_id, expect_status, expect_attempts],
+        )
+        return int(cursor.rowcount)
+
+
+def take_unit(unit_id: int, token: int, *, worker: str, lease_seconds: float) -> bool:
+    """The claim: queued under this dispatch token → running, attempts + 1, leased."""
+    lease_sql, lease_params = db_now_plus(lease_seconds)
+    now_sql, now_params = db_now_plus(0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {UNIT_TABLE} SET status = 'running', attempts = attempts + 1, lease_owner = %s, "  # noqa: S608
+            f"lease_expires_at = {lease_sql}, started_at = COALESCE(started_at, {now_sql}) "
+            "WHERE id = %s AND status = 'queued' AND dispatch_token = %s",
+            [worker, *lease_params, *now_params, unit_id, token],
+        )
+        return bool(cursor.rowcount)
+
+
+def insert_attempt(*, unit_id: int, number: int, attempt_group: int, worker: str, idempotency_key: str,
+                   started_at: datetime) -> int:  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {ATTEMPT_TABLE} (unit_id, number, attempt_group, outcome, worker, "  # noqa: S608
+            "idempotency_key, started_at) VALUES (%s, %s, %s, 'running', %s, %s, %s) RETURNING id",
+            [unit_id, number, attempt_group, worker, idempotency_key,
+             adapt(Attempt, "started_at", started_at)],
+        )  # fmt: skip
+        return int(cursor.fetchone()[0])
+
+
+def finish_attempt(attempt_id: int, *, outcome: str, finished_at: datetime, duration_ms: float,
+                   error: dict[str, Any] | None) -> None:  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {ATTEMPT_TABLE} SET outcome = %s, finished_at = %s, duration_ms = %s, error = %s "  # noqa: S608
+            "WHERE id = %s",
+            [outcome, adapt(Attempt, "finished_at", finished_at), duration_ms,
+             adapt(Attempt, "error", error), attempt_id],
+        )  # fmt: skip
+
+
+RUN_COLUMNS = ("id", "playbook_id", "version_id", "status", "inputs", "context", "created_by_id", "actor",
+               "created_at", "finished_at", "updated_at")  # fmt: skip
+
+
+def lock_run(run_id: int, *, wait: bool) -> tuple[Run, str] | None:
+    """SELECT the run FOR UPDATE (SKIP LOCKED when not waiting), with its version's content
+    hash; None if there is no such run or, not waiting, it is locked."""
+    from playbooks.models import PlaybookVersion
+
+    lock = ""
+    if connection.features.has_select_for_update:
+        lock = f" FOR UPDATE OF r{'' if wait else ' SKIP LOCKED'}"
+    columns = ", ".join(f"r.{c}" for c in RUN_COLUMNS)
+    query = (
+        f"SELECT {columns}, v.content_hash FROM {Run._meta.db_table} r "  # noqa: S608 - fixed names
+        f"JOIN {PlaybookVersion._meta.db_table} v ON v.id = r.version_id WHERE r.id = %s{lock}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(query, [run_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = dict(zip(RUN_COLUMNS, row[:-1], strict=True))
+    for name in ("inputs", "context"):
+        values[name] = decode_json(values[name])
+    for name in ("created_at", "finished_at", "updated_at"):
+        values[name] = decode_datetime(values[name])
+    run = Run.from_db(connection.alias, list(RUN_COLUMNS), [values[c] for c in RUN_COLUMNS])
+    return run, str(row[-1])
+
+
+CLAIMED_COLUMNS = ("id", "run_id", "step_id", "item_index", "phase", "attempts", "attempt_group",
+                   "max_attempts", "inputs")  # fmt: skip
+
+
+def select_claimed(unit_id: int) -> tuple[dict[str, Any], int, str]:
+    """A just-claimed unit's fields, its run's version id and that version's content hash."""
+    from playbooks.models import PlaybookVersion
+
+    columns = ", ".join(f"u.{c}" for c in CLAIMED_COLUMNS)
+    query = (
+        f"SELECT {columns}, r.version_id, v.content_hash FROM {UNIT_TABLE} u "  # noqa: S608 - fixed names
+        f"JOIN {Run._meta.db_table} r ON r.id = u.run_id "
+        f"JOIN {PlaybookVersion._meta.db_table} v ON v.id = r.version_id WHERE u.id = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(query, [unit_id])
+        row = cursor.fetchone()
+    values = dict(zip(CLAIMED_COLUMNS, row[:-2], strict=True))
+    values["inputs"] = decode_json(values["inputs"])
+    return values, int(row[-2]), str(row[-1])
+
+
+def has_recorded_results(run_id: int) -> bool:
+    """Whether any unit of the run holds a result not yet applied (cheaper than a load)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {UNIT_TABLE} WHERE run_id = %s AND result IS NOT NULL LIMIT 1",  # noqa: S608
+            [run_id],
+        )
+        return cursor.fetchone() is not None
