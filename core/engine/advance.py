@@ -163,6 +163,10 @@ def _on_retry_step(b: Builder, event: RetryStep) -> None:
         raise EngineError(
             f"only a failed run or one that needs attention can retry a step; this run is {b.status.value}"
         )
+    if b.state.compensations():
+        raise EngineError(
+            "the run's compensation has run; its steps cannot be retried (start a new run)"
+        )
     unit = b.unit(UnitKey(event.step_id))
     if unit.status not in {UnitStatus.FAILED, UnitStatus.NEEDS_ATTENTION}:
         raise EngineError(

@@ -326,3 +326,20 @@ def test_retrying_a_failed_for_each_keeps_its_succeeded_items() -> None:
     state = sim.run()
     assert state.status == RunStatus.SUCCEEDED
     assert [k for k in sim.claims if k.item == 0] == [UnitKey("fan", 0)]
+
+
+def test_a_run_whose_compensation_ran_refuses_step_retries() -> None:
+    definition = steps(
+        echo("a", compensate={"action": "util.echo", "with": {}}),
+        echo("b", "a"),
+        on_failure="compensate",
+    )
+    sim = Rehearsal.of(definition).start()
+    sim.run(
+        lambda key, attempt: (
+            ("permanent", "no") if key.step == "b" or key.phase == "compensate" else ("ok", 1)
+        )
+    )
+    assert sim.state.status == RunStatus.FAILED
+    with pytest.raises(EngineError, match="compensation has run"):
+        sim.apply(RetryStep("b"))
