@@ -7,6 +7,8 @@ processes. Prints medians and the ratios.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bulwark_bench \
     REDIS_URL=redis://127.0.0.1:6379/13 .venv/bin/python bench/engine.py [--repeat 15]
+
+BENCH_THREADS sets the Bulwark worker threads per process (default 8, as in production).
 """
 
 from __future__ import annotations
@@ -120,7 +122,15 @@ def bench_bulwark(repeat: int, env: dict[str, str], logs: Path) -> dict[str, lis
 
     call_command("migrate", verbosity=0)
     worker = start(
-        [sys.executable, "manage.py", "worker", "--processes", "2", "--threads", "8"],
+        [
+            sys.executable,
+            "manage.py",
+            "worker",
+            "--processes",
+            "2",
+            "--threads",
+            os.environ.get("BENCH_THREADS", "8"),
+        ],
         env,
         logs / "worker.log",
     )

@@ -29,7 +29,7 @@ from core.dispatch import Message
 from core.engine.events import Decision, Nudge
 from core.engine.plan import RunPlan
 from core.engine.state import ErrorInfo, RunState, Unit, UnitKey, UnitStatus
-from core.fast_sql import finish_attempt, insert_attempt, select_claimed, take_unit
+from core.fast_sql import finish_attempt, insert_attempt, run_version, take_unit
 from core.lease import lease_keeper
 from core.models import Attempt, Run, StepRun, idempotency_key
 from core.transitions import LoadedUnit, RunBusy, apply_event, plan_for
@@ -76,7 +76,8 @@ class Outcome:
 
 def _take(unit_id: int, token: int, worker: str) -> bool:
     """The claim itself: one conditional UPDATE; the attempt is counted here."""
-    return take_unit(unit_id, token, worker=worker, lease_seconds=settings.BULWARK_LEASE_SECONDS)
+    taken = take_unit(unit_id, token, worker=worker, lease_seconds=settings.BULWARK_LEASE_SECONDS)
+    return taken is not None
 
 
 def _start_attempt(
@@ -113,15 +114,16 @@ def _start_attempt(
 def claim_unit(unit_id: int, token: int, *, worker: str) -> Claimed | None:
     """Claim a queued unit from a message, in its own transaction; None if not claimable."""
     with transaction.atomic():
-        if not _take(unit_id, token, worker):
+        row = take_unit(unit_id, token, worker=worker, lease_seconds=settings.BULWARK_LEASE_SECONDS)
+        if row is None:
             return None
-        row, version_id, content_hash = select_claimed(unit_id)
         unit = Unit(
             key=UnitKey(row["step_id"], row["item_index"], row["phase"]),
             attempt_group=row["attempt_group"],
             max_attempts=row["max_attempts"],
             inputs=row["inputs"],
         )
+        version_id, content_hash = run_version(row["run_id"])
         run = Run(pk=row["run_id"], version_id=version_id)
         return _start_attempt(
             run_id=row["run_id"], unit_id=unit_id, unit=unit, attempt=row["attempts"],

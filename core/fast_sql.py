@@ -81,18 +81,33 @@ def update_unit(
         return int(cursor.rowcount)
 
 
-def take_unit(unit_id: int, token: int, *, worker: str, lease_seconds: float) -> bool:
-    """The claim: queued under this dispatch token → running, attempts + 1, leased."""
+CLAIMED_COLUMNS = ("run_id", "step_id", "item_index", "phase", "attempts", "attempt_group",
+                   "max_attempts", "inputs")  # fmt: skip
+
+
+def take_unit(
+    unit_id: int, token: int, *, worker: str, lease_seconds: float
+) -> dict[str, Any] | None:
+    """The claim: queued under this dispatch token → running, attempts + 1, leased.
+
+    Returns the claimed unit's fields, or None when it was not claimable.
+    """
     lease_sql, lease_params = db_now_plus(lease_seconds)
     now_sql, now_params = db_now_plus(0)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {UNIT_TABLE} SET status = 'running', attempts = attempts + 1, lease_owner = %s, "  # noqa: S608
             f"lease_expires_at = {lease_sql}, started_at = COALESCE(started_at, {now_sql}) "
-            "WHERE id = %s AND status = 'queued' AND dispatch_token = %s",
+            "WHERE id = %s AND status = 'queued' AND dispatch_token = %s "
+            f"RETURNING {', '.join(CLAIMED_COLUMNS)}",
             [worker, *lease_params, *now_params, unit_id, token],
         )
-        return bool(cursor.rowcount)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = dict(zip(CLAIMED_COLUMNS, row, strict=True))
+    values["inputs"] = decode_json(values["inputs"])
+    return values
 
 
 def insert_attempt(*, unit_id: int, number: int, attempt_group: int, worker: str, idempotency_key: str,
@@ -149,26 +164,18 @@ def lock_run(run_id: int, *, wait: bool) -> tuple[Run, str] | None:
     return run, str(row[-1])
 
 
-CLAIMED_COLUMNS = ("id", "run_id", "step_id", "item_index", "phase", "attempts", "attempt_group",
-                   "max_attempts", "inputs")  # fmt: skip
-
-
-def select_claimed(unit_id: int) -> tuple[dict[str, Any], int, str]:
-    """A just-claimed unit's fields, its run's version id and that version's content hash."""
+def run_version(run_id: int) -> tuple[int, str]:
+    """A run's pinned version id and that version's content hash."""
     from playbooks.models import PlaybookVersion
 
-    columns = ", ".join(f"u.{c}" for c in CLAIMED_COLUMNS)
     query = (
-        f"SELECT {columns}, r.version_id, v.content_hash FROM {UNIT_TABLE} u "  # noqa: S608 - fixed names
-        f"JOIN {Run._meta.db_table} r ON r.id = u.run_id "
-        f"JOIN {PlaybookVersion._meta.db_table} v ON v.id = r.version_id WHERE u.id = %s"
+        f"SELECT r.version_id, v.content_hash FROM {Run._meta.db_table} r "  # noqa: S608 - fixed names
+        f"JOIN {PlaybookVersion._meta.db_table} v ON v.id = r.version_id WHERE r.id = %s"
     )
     with connection.cursor() as cursor:
-        cursor.execute(query, [unit_id])
-        row = cursor.fetchone()
-    values = dict(zip(CLAIMED_COLUMNS, row[:-2], strict=True))
-    values["inputs"] = decode_json(values["inputs"])
-    return values, int(row[-2]), str(row[-1])
+        cursor.execute(query, [run_id])
+        version_id, content_hash = cursor.fetchone()
+    return int(version_id), str(content_hash)
 
 
 def has_recorded_results(run_id: int) -> bool:

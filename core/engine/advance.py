@@ -16,7 +16,6 @@ from core.engine.events import (
     Decision,
     Event,
     Execute,
-    Fact,
     Nudge,
     RetryDue,
     RetryStep,
@@ -194,9 +193,7 @@ def _require(unit: Unit, status: UnitStatus, event: Event) -> None:
         )
 
 
-def advance(plan: RunPlan, state: RunState, event: Event, now: float) -> Decision:
-    """Apply `event` to `state` at time `now` (seconds since the epoch)."""
-    b = Builder(plan, state, now)
+def _apply(b: Builder, event: Event) -> None:
     match event:
         case Start():
             b.fact("run.started")
@@ -215,12 +212,28 @@ def advance(plan: RunPlan, state: RunState, event: Event, now: float) -> Decisio
             _on_retry_step(b, event)
         case Nudge():
             pass
+
+
+def advance(plan: RunPlan, state: RunState, event: Event, now: float) -> Decision:
+    """Apply `event` to `state` at time `now` (seconds since the epoch)."""
+    return advance_all(plan, state, [event], now)
+
+
+def advance_all(plan: RunPlan, state: RunState, events: list[Event], now: float) -> Decision:
+    """Apply several events in order, then derive what follows once (progress is
+    level-triggered, so once after all of them equals once after each)."""
+    b = Builder(plan, state, now)
+    for event in events:
+        _apply(b, event)
     progress(b)
     return Decision(
         state=b.state,
         changed=frozenset(b.changed),
         created=frozenset(b.created),
-        commands=tuple(b.commands),
+        # A unit queued by one event may have been cancelled by a later one.
+        commands=tuple(
+            dict.fromkeys(c for c in b.commands if b.units[c.key].status == UnitStatus.QUEUED)
+        ),
         facts=tuple(b.facts),
         run_status_changed=b.status != state.status,
     )
@@ -245,34 +258,6 @@ def new_run_state(
     }
     return RunState(
         run_id=run_id, status=RunStatus.RUNNING, inputs=inputs, units=units, context=context or {}
-    )
-
-
-def advance_all(plan: RunPlan, state: RunState, events: list[Event], now: float) -> Decision:
-    """Apply several events in order, as one decision (one transaction in the shell)."""
-    current = state
-    changed: set[UnitKey] = set()
-    created: set[UnitKey] = set()
-    facts: list[Fact] = []
-    requested: list[Execute] = []
-    for event in events:
-        decision = advance(plan, current, event, now)
-        current = decision.state
-        created |= decision.created
-        changed |= decision.changed
-        facts.extend(decision.facts)
-        requested.extend(decision.commands)
-    # A unit queued by one event may have been cancelled by a later one.
-    commands = tuple(
-        dict.fromkeys(c for c in requested if current.units[c.key].status == UnitStatus.QUEUED)
-    )
-    return Decision(
-        state=current,
-        changed=frozenset(changed - created),
-        created=frozenset(created),
-        commands=commands,
-        facts=tuple(facts),
-        run_status_changed=current.status != state.status,
     )
 
 

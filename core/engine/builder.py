@@ -27,6 +27,7 @@ class Builder:
         self.created: set[UnitKey] = set()
         self.commands: list[Execute] = []
         self.facts: list[Fact] = []
+        self._last_order: int | None = None
 
     @property
     def state(self) -> RunState:
@@ -57,7 +58,11 @@ class Builder:
             self.fact(f"run.{status.value}", **payload)
 
     def next_order(self) -> int:
-        return max((u.finished_order or 0 for u in self.units.values()), default=0) + 1
+        """The next number in the order units finished (compensation runs in reverse)."""
+        if self._last_order is None:
+            self._last_order = max((u.finished_order or 0 for u in self.units.values()), default=0)
+        self._last_order += 1
+        return self._last_order
 
     # -- helpers over the plan ------------------------------------------------------
     def main_units(self) -> list[Unit]:
