@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 log = logging.getLogger("bulwark.worker")
 # dramatiq's Redis consumer polls, backing off up to this many ms while idle; that sleep
 # is most of a message's pickup latency (reference/performance.md), so keep it short.
-POLL_MS = 20
+POLL_MS = 10
 
 
 def run_worker_threads(threads: int, stop: threading.Event) -> None:
