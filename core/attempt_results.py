@@ -56,6 +56,7 @@ class AttemptResult:
                 kind=str(error.get("kind", "error")),
                 retryable=bool(error.get("retryable")),
                 retry_after=error.get("retry_after"),
+                request_sent=bool(error.get("request_sent")),
             ),
         )
 

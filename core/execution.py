@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+import traceback
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -139,6 +140,13 @@ def _connection_for(
     return resolve_connection(integration=integration, name=claimed.connection)
 
 
+def _json_safe(value: Any) -> Any:
+    """The output as stored JSON: NUL characters (which PostgreSQL's jsonb cannot hold)
+    replaced; raises TypeError for values JSON cannot represent."""
+    text = json.dumps(value, allow_nan=False).replace("\\u0000", "\\ufffd")
+    return json.loads(text)
+
+
 def run_claimed(claimed: Claimed) -> Outcome:
     """Call the unit's action with its context; classify whatever happens."""
     spec = get_action(claimed.action)
@@ -146,8 +154,8 @@ def run_claimed(claimed: Claimed) -> Outcome:
         return Outcome(error=ErrorInfo(f"unknown action {claimed.action!r}", kind="unknown_action"))
     try:
         connection = _connection_for(claimed, spec.connection_integration, spec.connection_required)
-    except LookupError as exc:
-        return Outcome(error=ErrorInfo(str(exc), kind="connection"))
+    except Exception as exc:  # unknown, ambiguous or undecryptable: the step fails, clearly
+        return Outcome(error=ErrorInfo(f"connection: {exc}", kind="connection"))
     secrets = credential_secrets(connection.credentials) if connection else []
     ctx = ActionContext(
         run_id=claimed.run_id,
@@ -161,18 +169,26 @@ def run_claimed(claimed: Claimed) -> Outcome:
     keeper = lease_keeper()
     keeper.hold(claimed.unit_id, claimed.attempt, ctx)
     try:
-        output = redact(invoke(spec, ctx, claimed.inputs), secrets)
+        output = _json_safe(redact(invoke(spec, ctx, claimed.inputs), secrets))
     except ActionError as exc:
         return Outcome(
-            error=ErrorInfo(redact(exc.message, secrets), exc.kind, exc.retryable, exc.retry_after)
-        )
+            error=ErrorInfo(
+                redact(exc.message, secrets), exc.kind, exc.retryable, exc.retry_after,
+                request_sent=bool(exc.details.get("request_sent")),
+            )
+        )  # fmt: skip
+    except (TypeError, ValueError) as exc:
+        message = redact(f"the output is not JSON: {exc}", secrets)
+        return Outcome(error=ErrorInfo(message, kind="output_not_json"))
     except Exception as exc:
-        log.exception("action %s crashed in unit %s", claimed.action, claimed.unit_id)
         message = redact(f"{type(exc).__name__}: {exc}", secrets)
+        # The traceback's own text may quote secrets, so it is redacted too.
+        log.error("action %s crashed in unit %s: %s\n%s", claimed.action, claimed.unit_id, message,
+                  redact(traceback.format_exc(), secrets))  # fmt: skip
         return Outcome(error=ErrorInfo(message, kind="internal_error"))
     finally:
-        keeper.release(claimed.unit_id)
-    size = len(json.dumps(output, default=str))
+        keeper.release(claimed.unit_id, claimed.attempt)
+    size = len(json.dumps(output))
     if size > MAX_OUTPUT_BYTES:
         return Outcome(
             error=ErrorInfo(

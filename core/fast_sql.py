@@ -44,7 +44,7 @@ def decode_datetime(value: Any) -> datetime | None:
 def db_now_plus(seconds: float) -> tuple[str, list[Any]]:
     """SQL for the database clock plus `seconds`, and its parameters."""
     if connection.vendor == "postgresql":
-        return "(CURRENT_TIMESTAMP + %s * INTERVAL '1 second')", [seconds]
+        return "(statement_timestamp() + %s * INTERVAL '1 second')", [seconds]
     return "strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', %s)", [f"{seconds:+f} seconds"]
 
 
@@ -67,15 +67,23 @@ def select_units(run_id: int, columns: Sequence[str], json_columns: Iterable[str
 
 
 def update_unit(
-    row_id: int, *, expect_status: str, expect_attempts: int, fields: dict[str, Any]
+    row_id: int,
+    *,
+    expect_status: str,
+    expect_attempts: int,
+    expect_result: bool,
+    fields: dict[str, Any],
 ) -> int:
-    """UPDATE one unit if it still has the status and attempt number it was loaded with."""
+    """UPDATE one unit if it still has the status, attempt number and (no) recorded result
+    it was loaded with; a worker recording a result meanwhile makes this match nothing."""
     names = sorted(fields)
     assignments = ", ".join(f"{name} = %s" for name in names)
     params = [adapt(StepRun, name, fields[name]) for name in names]
+    result = "IS NOT NULL" if expect_result else "IS NULL"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {UNIT_TABLE} SET {assignments} WHERE id = %s AND status = %s AND attempts = %s",  # noqa: S608 - names come from the model
+            f"UPDATE {UNIT_TABLE} SET {assignments} "  # noqa: S608 - names come from the model
+            f"WHERE id = %s AND status = %s AND attempts = %s AND result {result}",
             [*params, row_id, expect_status, expect_attempts],
         )
         return int(cursor.rowcount)
@@ -97,7 +105,7 @@ def take_unit(
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {UNIT_TABLE} SET status = 'running', attempts = attempts + 1, lease_owner = %s, "  # noqa: S608
-            f"lease_expires_at = {lease_sql}, started_at = COALESCE(started_at, {now_sql}) "
+            f"lease_expires_at = {lease_sql}, started_at = COALESCE(started_at, {now_sql}), result = NULL "
             "WHERE id = %s AND status = 'queued' AND dispatch_token = %s "
             f"RETURNING {', '.join(CLAIMED_COLUMNS)}",
             [worker, *lease_params, *now_params, unit_id, token],

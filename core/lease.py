@@ -43,7 +43,7 @@ class LeaseKeeper:
     ) -> None:
         self.lease_seconds = lease_seconds
         self.on_lost_database = on_lost_database
-        self._held: dict[int, tuple[int, ActionContext]] = {}
+        self._held: dict[tuple[int, int], ActionContext] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -51,12 +51,12 @@ class LeaseKeeper:
 
     def hold(self, unit_id: int, attempt: int, ctx: ActionContext) -> None:
         with self._lock:
-            self._held[unit_id] = (attempt, ctx)
+            self._held[(unit_id, attempt)] = ctx
         self._ensure_thread()
 
-    def release(self, unit_id: int) -> None:
+    def release(self, unit_id: int, attempt: int) -> None:
         with self._lock:
-            self._held.pop(unit_id, None)
+            self._held.pop((unit_id, attempt), None)
 
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -84,14 +84,16 @@ class LeaseKeeper:
     def renew_once(self) -> None:
         with self._lock:
             held = dict(self._held)
-        for unit_id, (attempt, ctx) in held.items():
-            renewed = StepRun.objects.filter(pk=unit_id, status="running", attempts=attempt).update(
-                lease_expires_at=lease_deadline(self.lease_seconds)
-            )
+        for (unit_id, attempt), ctx in held.items():
+            # Only a lease that has not run out is renewed: once expired, the scheduler may
+            # already have given the unit to another worker.
+            renewed = StepRun.objects.filter(
+                pk=unit_id, status="running", attempts=attempt, lease_expires_at__gt=Now()
+            ).update(lease_expires_at=lease_deadline(self.lease_seconds))
             if not renewed:
                 log.warning("unit %s attempt %s lost its lease; fencing it", unit_id, attempt)
                 ctx.fenced.set()
-                self.release(unit_id)
+                self.release(unit_id, attempt)
 
     def _fence_all(self, why: str) -> None:
         with self._lock:
@@ -99,7 +101,7 @@ class LeaseKeeper:
         if not held:
             return
         log.error("heartbeat: %s; fencing %d attempts", why, len(held))
-        for _, ctx in held:
+        for ctx in held:
             ctx.fenced.set()
         if self.on_lost_database is not None:
             self.on_lost_database()

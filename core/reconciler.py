@@ -21,12 +21,11 @@ from django.utils import timezone
 
 from audit.events import NewEvent
 from core.dispatch import Message, get_dispatcher
-from core.engine.advance import EngineError
 from core.engine.events import Decision, Nudge, RetryDue, UnitLost
 from core.engine.plan import RunPlan
 from core.engine.state import RunState, UnitKey, UnitStatus
 from core.models import Attempt, ReconcilerCounter, Run, StepRun
-from core.transitions import ConcurrentChange, LoadedUnit, apply_event
+from core.transitions import LoadedUnit, apply_event
 
 log = logging.getLogger(__name__)
 ACTOR = "system:scheduler"
@@ -62,7 +61,8 @@ def fire_due_retries(result: SweepResult) -> None:
         try:
             if apply_event(run_id, RetryDue(key), actor=ACTOR) is not None:
                 result.retries_fired += 1
-        except (EngineError, ConcurrentChange) as exc:
+        except Exception as exc:  # one bad run must not stop the sweep for all the others
+            log.exception("reconciler: retry of unit %s failed", unit_id)
             result.errors.append(f"retry of unit {unit_id}: {exc}")
 
 
@@ -122,7 +122,8 @@ def recover_expired_leases(result: SweepResult) -> None:
                     key,
                     attempts,
                 )
-        except (EngineError, ConcurrentChange) as exc:
+        except Exception as exc:  # one bad run must not stop the sweep for all the others
+            log.exception("reconciler: lease recovery of unit %s failed", unit_id)
             result.errors.append(f"lease recovery of unit {unit_id}: {exc}")
 
 
@@ -135,7 +136,8 @@ def apply_stranded_results(result: SweepResult) -> None:
         try:
             apply_event(run_id, Nudge(), actor=ACTOR)
             result.results_applied += 1
-        except ConcurrentChange as exc:
+        except Exception as exc:  # one bad run must not stop the sweep for all the others
+            log.exception("reconciler: applying results of run %s failed", run_id)
             result.errors.append(f"applying results of run {run_id}: {exc}")
 
 

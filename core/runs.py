@@ -36,11 +36,18 @@ def _pick_version(playbook: Playbook, number: int | None) -> PlaybookVersion:
             )
         return version
     try:
-        return playbook.versions.get(number=number)
+        version = playbook.versions.get(number=number)
     except PlaybookVersion.DoesNotExist:
         raise RunRefused(
             f"playbook {playbook.name} has no version {number}", [("version", "no such version")]
         ) from None
+    if version.state == PlaybookVersion.State.DRAFT:
+        # Drafts have not passed the publish-time checks (the approval guardrail among them).
+        raise RunRefused(
+            f"version {number} of {playbook.name} is a draft; publish it before running it",
+            [("version", "is a draft")],
+        )
+    return version
 
 
 def start_run(

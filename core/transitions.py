@@ -202,7 +202,11 @@ def persist(
             fields["dispatch_token"] = row.dispatch_token + 1
             messages[key] = (row.id, row.dispatch_token + 1)
         updated = update_unit(
-            row.id, expect_status=row.status, expect_attempts=row.attempts, fields=fields
+            row.id,
+            expect_status=row.status,
+            expect_attempts=row.attempts,
+            expect_result=row.result is not None,
+            fields=fields,
         )
         if updated != 1:
             raise ConcurrentChange(f"unit {key} of run {run.pk} changed concurrently")

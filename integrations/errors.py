@@ -61,9 +61,10 @@ class AttemptTimeout(TransientError):
 
 
 class AttemptFenced(ActionError):
-    """This attempt lost its lease; it must not touch the outside world any more."""
+    """This attempt lost its lease; it must not touch the outside world any more.
+
+    Retryable: when nobody took the unit over (a database blip), a later attempt may run;
+    when somebody did, this attempt's result is refused anyway."""
 
     def __init__(self) -> None:
-        super().__init__(
-            "the attempt lost its lease and was fenced", retryable=False, kind="fenced"
-        )
+        super().__init__("the attempt lost its lease and was fenced", retryable=True, kind="fenced")

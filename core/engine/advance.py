@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from core.engine.builder import Builder, EngineError, fail, finish_success
+from core.engine.builder import Builder, EngineError, fail, finish_success, renewed
 from core.engine.events import (
     Cancel,
     Decision,
@@ -46,10 +46,23 @@ def _on_failed(b: Builder, event: UnitFailed) -> None:
     unit = b.unit(event.key)
     _require(unit, UnitStatus.RUNNING, event)
     error = event.error.as_dict() | {"attempt": unit.attempts}
+    action = _action_of(b, event.key)
+    if event.error.request_sent and action is not None and not b.plan.safe_to_repeat(action):
+        ambiguous = error | {
+            "kind": "ambiguous",
+            "message": f"{action} sent its request but the answer was lost ({event.error.message}); "
+            "it cannot be safely repeated, so the step waits for a person",
+        }
+        b.update(event.key, status=UnitStatus.NEEDS_ATTENTION, error=ambiguous)
+        b.fact("step.needs_attention", event.key, error=ambiguous)
+        return
+    policy = _policy(b, event.key)
     if event.error.retryable and unit.attempts < unit.max_attempts:
+        # The attempt's place in its group: an operator retry starts the backoff afresh.
+        in_group = unit.attempts - (unit.max_attempts - policy.attempts)
         delay = backoff_delay(
-            _policy(b, event.key),
-            attempt=unit.attempts,
+            policy,
+            attempt=max(1, in_group),
             retry_after=event.error.retry_after,
             seed=f"{b.original.run_id}:{event.key}:{unit.attempt_group}",
         )
@@ -68,15 +81,17 @@ def _on_failed(b: Builder, event: UnitFailed) -> None:
     fail(b, event.key, error)
 
 
+def _action_of(b: Builder, key: UnitKey) -> str | None:
+    step = b.plan.step(key.step)
+    if key.phase == COMPENSATE:
+        return step.compensate.action if step.compensate else None
+    return step.action
+
+
 def _on_lost(b: Builder, event: UnitLost) -> None:
     unit = b.unit(event.key)
     _require(unit, UnitStatus.RUNNING, event)
-    step = b.plan.step(event.key.step)
-    action = (
-        step.action
-        if event.key.phase != COMPENSATE
-        else (step.compensate.action if step.compensate else None)
-    )
+    action = _action_of(b, event.key)
     if unit.attempts >= unit.max_attempts:
         error = {
             "kind": "worker_lost",
@@ -126,33 +141,17 @@ def _descendants(plan: RunPlan, step_id: str) -> list[StepPlan]:
     return [s for s in plan.steps if step_id in plan.ancestors[s.id]]
 
 
-def _renewed(b: Builder, unit: Unit) -> dict[str, Any]:
-    """Fields that make a unit runnable again with a fresh attempt budget and key.
-
-    `attempts` never goes down: it is the unit's fencing token, so it must stay monotonic.
-    """
-    return {
-        "status": UnitStatus.PENDING,
-        "attempt_group": unit.attempt_group + 1,
-        "max_attempts": unit.attempts + b.plan.step(unit.key.step).retry.attempts,
-        "error": None,
-        "reason": None,
-        "next_attempt_at": None,
-        "finished_order": None,
-    }
-
-
 def _reset_step(b: Builder, step_id: str, *, resume_items: bool) -> None:
     """Make a step runnable again. The retried step itself keeps its succeeded items."""
     key = UnitKey(step_id)
     unit = b.unit(key)
     for item in b.state.items_of(step_id) if unit.items_total is not None else []:
         if item.status != UnitStatus.SUCCEEDED or not resume_items:
-            b.update(item.key, **_renewed(b, item))
+            b.update(item.key, **renewed(b, item))
     if resume_items and unit.items_total is not None:
         b.update(key, status=UnitStatus.RUNNING, error=None, reason=None, finished_order=None)
         return
-    b.update(key, output=None, **_renewed(b, unit))
+    b.update(key, output=None, **renewed(b, unit))
 
 
 def _on_retry_step(b: Builder, event: RetryStep) -> None:
@@ -171,18 +170,29 @@ def _on_retry_step(b: Builder, event: RetryStep) -> None:
         raise EngineError(
             f"step {event.step_id} is {unit.status.value}; only a failed step can be retried"
         )
-    _reset_step(b, event.step_id, resume_items=True)
-    for step in _descendants(b.plan, event.step_id):
-        if b.unit(UnitKey(step.id)).status in {
-            UnitStatus.SKIPPED,
-            UnitStatus.FAILED,
-            UnitStatus.NEEDS_ATTENTION,
-        }:
-            _reset_step(b, step.id, resume_items=False)
+    retried = [event.step_id]
+    if b.plan.on_failure != "continue":
+        # The run stopped because of every failed step; resuming it retries them all, or
+        # the others would stop it again at once.
+        retried += [
+            s.id for s in b.plan.steps
+            if s.id != event.step_id
+            and b.unit(UnitKey(s.id)).status in {UnitStatus.FAILED, UnitStatus.NEEDS_ATTENTION}
+        ]  # fmt: skip
+    for step_id in retried:
+        _reset_step(b, step_id, resume_items=True)
+    for step_id in retried:
+        for step in _descendants(b.plan, step_id):
+            if step.id not in retried and b.unit(UnitKey(step.id)).status in {
+                UnitStatus.SKIPPED,
+                UnitStatus.FAILED,
+                UnitStatus.NEEDS_ATTENTION,
+            }:
+                _reset_step(b, step.id, resume_items=False)
     for step in b.plan.steps:  # steps skipped only because the run was stopping
         if b.unit(UnitKey(step.id)).reason == STOPPING_REASON:
             _reset_step(b, step.id, resume_items=False)
-    b.fact("step.retry_requested", UnitKey(event.step_id))
+    b.fact("step.retry_requested", UnitKey(event.step_id), also_retried=retried[1:])
     b.set_run_status(RunStatus.RUNNING)
 
 

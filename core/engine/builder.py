@@ -113,3 +113,19 @@ def fail(b: Builder, key: UnitKey, error: dict[str, Any], *, kind: str = "step.f
         finished_order=b.next_order(),
     )
     b.fact(kind if key.phase != COMPENSATE else "compensation.failed", key, error=error)
+
+
+def renewed(b: Builder, unit: Unit) -> dict[str, Any]:
+    """Fields that make a unit runnable again with a fresh attempt budget and key.
+
+    `attempts` never goes down: it is the unit's fencing token, so it must stay monotonic.
+    """
+    return {
+        "status": UnitStatus.PENDING,
+        "attempt_group": unit.attempt_group + 1,
+        "max_attempts": unit.attempts + b.plan.step(unit.key.step).retry.attempts,
+        "error": None,
+        "reason": None,
+        "next_attempt_at": None,
+        "finished_order": None,
+    }

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from core.engine.builder import Builder, fail, finish_success
+from core.engine.builder import Builder, fail, finish_success, renewed
 from core.engine.events import Execute
 from core.engine.plan import RetryPolicy, StepPlan
 from core.engine.state import (
@@ -135,6 +135,8 @@ def _start_fan_out(b: Builder, step: StepPlan) -> None:
         item = UnitKey(step.id, index)
         if index < previous:  # a step run again: its items were renewed by _reset_step
             b.update(item, item_value=value, output=None)
+        elif item in b.units:  # left over, skipped, from an earlier and longer list
+            b.update(item, item_value=value, output=None, **renewed(b, b.unit(item)))
         else:
             b.create(Unit(key=item, item_value=value, max_attempts=step.retry.attempts))
     for index in range(len(items), previous):
@@ -149,7 +151,11 @@ def _feed_fan_out(b: Builder, step: StepPlan) -> bool:
     if b.unit(key).status != UnitStatus.RUNNING:
         return False
     items = b.state.items_of(step.id)
-    stopping = any(u.status == UnitStatus.FAILED for u in items) or b.status == RunStatus.CANCELLING
+    stopping = (
+        any(u.status == UnitStatus.FAILED for u in items)
+        or b.status == RunStatus.CANCELLING
+        or (b.failure_seen() and b.plan.on_failure != "continue")
+    )
     active = sum(1 for u in items if u.status in ACTIVE_UNIT)
     limit = step.max_parallel or len(items)
     progressed = False
@@ -157,7 +163,11 @@ def _feed_fan_out(b: Builder, step: StepPlan) -> bool:
         if item.status != UnitStatus.PENDING:
             continue
         if stopping:
-            skip(b, item.key, "another item of the step failed")
+            skip(
+                b,
+                item.key,
+                STOPPING_REASON if b.status != RunStatus.CANCELLING else "the run was cancelled",
+            )
             progressed = True
             continue
         if active >= limit:

@@ -119,6 +119,8 @@ class ErrorInfo:
     kind: str = "error"
     retryable: bool = False
     retry_after: float | None = None
+    # The request left before the failure (a lost response): its effect is unknown.
+    request_sent: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -126,6 +128,7 @@ class ErrorInfo:
             "kind": self.kind,
             "retryable": self.retryable,
             "retry_after": self.retry_after,
+            "request_sent": self.request_sent,
         }
 
 

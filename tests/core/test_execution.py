@@ -215,3 +215,39 @@ def test_a_result_stranded_by_a_dead_worker_is_applied_by_the_scheduler(
     run.refresh_from_db()
     assert run.status == "succeeded"
     assert StepRun.objects.get(pk=unit_id).attempts == 1
+
+
+def test_an_output_that_is_not_json_fails_the_step_clearly(
+    inline_dispatch: InlineDispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core import execution
+
+    monkeypatch.setattr(execution, "invoke", lambda spec, ctx, inputs: {"when": timezone.now()})
+    run = start(definition(echo("a")))
+    inline_dispatch.drain()
+    unit = units(run)["a"]
+    assert unit.status == "failed"
+    assert unit.error["kind"] == "output_not_json"
+
+
+def test_nul_characters_in_an_output_are_replaced_so_the_result_can_be_stored(
+    inline_dispatch: InlineDispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core import execution
+
+    monkeypatch.setattr(execution, "invoke", lambda spec, ctx, inputs: {"message": "bad\x00byte"})
+    run = start(definition(echo("a")))
+    inline_dispatch.drain()
+    unit = units(run)["a"]
+    assert unit.status == "succeeded"
+    assert unit.output["message"] == "bad\ufffdbyte"
+
+
+def test_a_draft_version_cannot_be_run(inline_dispatch: InlineDispatcher) -> None:
+    from core.runs import RunRefused
+    from playbooks.models import PlaybookVersion
+
+    version = published_version(definition(echo("a")))
+    PlaybookVersion.objects.filter(pk=version.pk).update(state="draft")
+    with pytest.raises(RunRefused, match="draft"):
+        start_run(playbook=version.playbook, version=version.number, actor="user:bob")

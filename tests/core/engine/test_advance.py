@@ -343,3 +343,72 @@ def test_a_run_whose_compensation_ran_refuses_step_retries() -> None:
     assert sim.state.status == RunStatus.FAILED
     with pytest.raises(EngineError, match="compensation has run"):
         sim.apply(RetryStep("b"))
+
+
+def test_on_failure_stop_also_stops_feeding_a_for_each_when_another_branch_fails() -> None:
+    definition = steps(
+        echo("bad"),
+        {"id": "fan", "action": "util.echo", "for_each": "{{ inputs.hosts }}", "max_parallel": 1,
+         "with": {"message": "{{ item }}"}},
+    )  # fmt: skip
+    sim = Rehearsal.of(definition, inputs={"hosts": ["h1", "h2", "h3"]}).start()
+    sim.claim(UnitKey("bad"))
+    sim.finish(UnitKey("bad"), ("permanent", "no"))
+    sim.run()
+    assert [k for k in sim.claims if k.step == "fan"] == [UnitKey("fan", 0)]
+    assert sim.status("fan[1]") == UnitStatus.SKIPPED
+    assert sim.state.status == RunStatus.FAILED
+
+
+def test_retrying_one_of_two_failed_steps_in_a_stopped_run_resumes_both() -> None:
+    sim = Rehearsal.of(steps(echo("a"), echo("b"), echo("c", "a", "b"))).start()
+    sim.run(lambda key, attempt: ("permanent", "no") if attempt == 1 else ("ok", 1))
+    assert (sim.status("a"), sim.status("b")) == (UnitStatus.FAILED, UnitStatus.FAILED)
+    sim.apply(RetryStep("a"))
+    state = sim.run(lambda key, attempt: ("ok", 1))
+    assert state.status == RunStatus.SUCCEEDED
+
+
+def test_a_for_each_rendered_again_shorter_skips_its_left_over_items() -> None:
+    fan = {"id": "fan", "action": "util.echo", "needs": ["x"], "if": "always()",
+           "for_each": "{{ [1, 2, 3] if steps.x.status == 'failed' else [1] }}",
+           "with": {"message": "{{ item }}"}, "retry": {"attempts": 1}}  # fmt: skip
+    sim = Rehearsal.of(steps(echo("x", retry={"attempts": 1}), fan, on_failure="continue")).start()
+    sim.run(lambda key, attempt: ("permanent", "no"))  # x fails; fan runs 3 items, all fail
+    assert sim.state.units[UnitKey("fan")].items_total == 3
+    sim.apply(RetryStep("x"))
+    sim.run(lambda key, attempt: ("ok", 1) if key.step == "x" else ("permanent", "no"))
+    assert sim.state.units[UnitKey("fan")].items_total == 1
+    assert sim.status("fan[2]") == UnitStatus.SKIPPED
+    sim.apply(RetryStep("fan"))
+    state = sim.run(lambda key, attempt: ("ok", 1))
+    assert [k.item for k in sim.claims if k.step == "fan"][-1] == 0
+    assert state.status == RunStatus.SUCCEEDED
+
+
+def test_a_lost_response_of_an_unsafe_write_waits_as_ambiguous_instead_of_retrying() -> None:
+    from core.engine.events import UnitFailed
+    from core.engine.state import ErrorInfo
+
+    definition = steps({"id": "a", "action": "vendor.write", "retry": {"attempts": 5}})
+    sim = Rehearsal.of(definition, unsafe=frozenset({"vendor.write"})).start()
+    sim.claim(UnitKey("a"))
+    lost = ErrorInfo("read timed out", kind="timeout", retryable=True, request_sent=True)
+    sim.apply(UnitFailed(UnitKey("a"), lost))
+    unit = sim.state.units[UnitKey("a")]
+    assert (unit.status, unit.error["kind"]) == (UnitStatus.NEEDS_ATTENTION, "ambiguous")
+
+
+def test_after_an_operator_retry_the_backoff_starts_again_from_the_first_delay() -> None:
+    from core.engine.events import UnitFailed
+    from core.engine.state import ErrorInfo
+
+    definition = steps(
+        echo("a", retry={"attempts": 2, "backoff": "1s", "max_backoff": "1h", "jitter": False})
+    )
+    sim = Rehearsal.of(definition).start()
+    sim.run(lambda key, attempt: ("transient", "x"))
+    sim.apply(RetryStep("a"))
+    sim.claim(UnitKey("a"))
+    sim.apply(UnitFailed(UnitKey("a"), ErrorInfo("x", kind="transient", retryable=True)))
+    assert sim.state.units[UnitKey("a")].next_attempt_at == pytest.approx(sim.now + 1)
