@@ -30,6 +30,8 @@ DEFAULT_TIMEOUT_SECONDS = 300.0
 MAX_DEFINITION_CHARS = 1_000_000
 # YAML aliases can make a small text expand into a huge tree ("billion laughs").
 MAX_DEFINITION_NODES = 200_000
+# Validation is quadratic in the worst case (reachability); playbooks are far smaller.
+MAX_STEPS = 500
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 STEP_ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
@@ -327,7 +329,7 @@ class PlaybookDefinition(_Model):
     timezone: Annotated[
         str, PlainValidator(_check_timezone), WithJsonSchema({"type": "string"})
     ] = "UTC"
-    steps: list[Step] = Field(min_length=1)
+    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
     tests: list[dict[str, Any]] = Field(default_factory=list)
 
     def step(self, step_id: str) -> Step:
@@ -362,16 +364,46 @@ _Loader.add_implicit_resolver(
 )
 
 
-def _count_nodes(value: Any, budget: list[int]) -> None:
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise DefinitionSyntaxError("the definition is too large (after expanding YAML aliases)")
-    if isinstance(value, dict):
-        for item in value.values():
-            _count_nodes(item, budget)
-    elif isinstance(value, list):
-        for item in value:
-            _count_nodes(item, budget)
+MAX_DEFINITION_DEPTH = 64
+
+
+def check_json_tree(data: Any) -> None:
+    """Refuse what JSON (and PostgreSQL's jsonb) cannot store: YAML-only types such as
+    binary and timestamps, NaN and infinities, NUL characters, absurd depth or size.
+
+    Iterative, so a deeply nested document cannot exhaust the interpreter's stack.
+    """
+    budget = MAX_DEFINITION_NODES
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        budget -= 1
+        where = path or "(top level)"
+        if budget < 0:
+            raise DefinitionSyntaxError(
+                "the definition is too large (after expanding YAML aliases)"
+            )
+        if depth > MAX_DEFINITION_DEPTH:
+            raise DefinitionSyntaxError(
+                f"{where}: nested more than {MAX_DEFINITION_DEPTH} levels deep"
+            )
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise DefinitionSyntaxError(f"{where}: key {key!r} is not a string")
+                stack.append((item, f"{path}.{key}" if path else key, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
+        elif isinstance(value, str):
+            if "\x00" in value:
+                raise DefinitionSyntaxError(f"{where}: contains a NUL character")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise DefinitionSyntaxError(f"{where}: {value} is not a JSON number")
+        elif value is not None and not isinstance(value, bool | int):
+            raise DefinitionSyntaxError(
+                f"{where}: a {type(value).__name__} value is not JSON (write it as a string)"
+            )
 
 
 def _load_json(text: str) -> Any:
@@ -402,6 +434,24 @@ def load_definition_text(text: str) -> dict[str, Any]:
         raise DefinitionSyntaxError(
             f"the definition is longer than {MAX_DEFINITION_CHARS} characters"
         )
+    try:
+        data = _load_any(text)
+    except RecursionError:
+        raise DefinitionSyntaxError(
+            f"the definition is nested more than {MAX_DEFINITION_DEPTH} levels deep"
+        ) from None
+    if not isinstance(data, dict):
+        found = {list: "a list", str: "a string", bool: "a boolean", int: "a number"}.get(
+            type(data), "nothing" if data is None else "a number"
+        )
+        raise DefinitionSyntaxError(
+            f"a playbook definition must be a mapping (name:, steps:, …), not {found}"
+        )
+    check_json_tree(data)
+    return data
+
+
+def _load_any(text: str) -> Any:
     if text.lstrip().startswith("{"):
         try:
             data = _load_json(text)
@@ -412,14 +462,6 @@ def load_definition_text(text: str) -> dict[str, Any]:
                 raise json_error from None
     else:
         data = _load_yaml(text)
-    if not isinstance(data, dict):
-        found = {list: "a list", str: "a string", bool: "a boolean", int: "a number"}.get(
-            type(data), "nothing" if data is None else "a number"
-        )
-        raise DefinitionSyntaxError(
-            f"a playbook definition must be a mapping (name:, steps:, …), not {found}"
-        )
-    _count_nodes(data, [MAX_DEFINITION_NODES])
     return data
 
 

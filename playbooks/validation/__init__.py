@@ -10,7 +10,12 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from playbooks.definition import DefinitionSyntaxError, load_definition_text
+from playbooks.definition import (
+    MAX_STEPS,
+    DefinitionSyntaxError,
+    check_json_tree,
+    load_definition_text,
+)
 from playbooks.validation.guardrail import guardrail_problems
 from playbooks.validation.inputs import ActionSpecLike, catalogue_from_registry
 from playbooks.validation.problems import ActionInfo, Problem
@@ -46,6 +51,13 @@ def validate_definition(
             return [Problem("", str(exc))]
     if not isinstance(data, Mapping):
         return [Problem("", "a playbook definition must be a mapping (name:, steps:, …)")]
+    try:
+        check_json_tree(data)
+    except DefinitionSyntaxError as exc:
+        return [Problem("", str(exc))]
+    steps = data.get("steps")
+    if isinstance(steps, list) and len(steps) > MAX_STEPS:  # before the quadratic checks
+        return [Problem("steps", f"{len(steps)} steps; a playbook may have at most {MAX_STEPS}")]
     problems = structure_problems(data)
     view = StepsView.of(data.get("steps"))
     problems += graph_problems(view)
