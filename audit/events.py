@@ -193,12 +193,25 @@ def clean_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _jsonable(value: Any, where: str) -> Any:
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, str):
-        if "\x00" in value:  # PostgreSQL's jsonb cannot store NUL characters
-            raise ValueError(f"audit {where} contains a NUL character")
+        # Vendor and alert text lands here; it must never make the audit write (and with it
+        # the transition being recorded) fail. jsonb cannot hold NUL, nor UTF-8 a lone
+        # surrogate: both become U+FFFD.
+        if "\x00" in value:
+            value = value.replace("\x00", "\ufffd")
+        if _has_surrogate(value):
+            value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
         return value
     if isinstance(value, float):
         if not math.isfinite(value):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+log = logging.getLogger("bulwark.api")
 
 
 def _is_problem(value: Any) -> bool:
@@ -37,7 +40,10 @@ def _flatten(detail: Any, path: str = "") -> list[dict[str, str]]:
 def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     response = exception_handler(exc, context)
     if response is None:
-        return None
+        # An unexpected error: logged in full, answered in JSON without its details (they
+        # may hold anything, secrets included).
+        log.error("unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
+        return Response({"error": "internal error", "errors": []}, status=500)
     if isinstance(exc, ValidationError):
         errors = _flatten(response.data)
         first = errors[0] if errors else {"path": "", "message": "invalid request"}

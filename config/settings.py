@@ -24,14 +24,29 @@ def _env_float(name: str, default: float) -> float:
 
 
 def _secret_from_file(name: str) -> str:
-    """A development secret kept under var/, created once, so restarts keep sessions and keys."""
+    """A development secret kept under var/, created once, so restarts keep sessions and keys.
+
+    Created exclusively and private from the start: two processes starting together on a
+    fresh var/ must end up with the same key, never each with its own.
+    """
     path = VAR_DIR / name
-    if not path.exists():
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
         from cryptography.fernet import Fernet
 
-        path.write_text(Fernet.generate_key().decode())
-        path.chmod(0o600)
-    return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(Fernet.generate_key().decode())
+    for _ in range(50):  # another process may be between creating and writing it
+        text = path.read_text().strip()
+        if text:
+            return text
+        import time
+
+        time.sleep(0.02)
+    raise RuntimeError(f"{path} is empty; delete it or set the variable it stands for")
 
 
 DEBUG = _env_bool("BULWARK_DEBUG")
@@ -130,6 +145,17 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Behind a TLS-terminating proxy (production): secure cookies, HSTS, the proxy's scheme
+# header, and the origins allowed to POST with a session.
+if _env_bool("BULWARK_HTTPS"):
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = int(os.environ.get("BULWARK_HSTS_SECONDS", "31536000"))
+CSRF_TRUSTED_ORIGINS = [
+    o.strip() for o in os.environ.get("BULWARK_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
+# When set, /metrics wants `Authorization: Bearer <token>` (Prometheus' bearer_token).
+METRICS_TOKEN = os.environ.get("BULWARK_METRICS_TOKEN", "")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

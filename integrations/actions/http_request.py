@@ -75,7 +75,8 @@ def _output(response: httpx.Response, secrets: list[str]) -> dict[str, Any]:
         "status_code": response.status_code,
         "headers": headers,
         "json": body,
-        "text": text,
+        # The body once: as JSON when it parsed, otherwise as text.
+        "text": None if body is not None else text,
     }
     redacted: dict[str, Any] = http_client.redact(output, secrets)
     return redacted

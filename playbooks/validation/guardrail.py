@@ -66,16 +66,22 @@ def guardrail_problems(
     ungated = _ungated_paths(definition)
     problems: list[Problem] = []
     for step in definition.steps:
-        info = catalogue.get(step.action) if step.action else None
-        if info is None or not info.destructive or step.id not in ungated:
-            continue
-        path, bypass = ungated[step.id]
-        problems.append(
-            Problem(
-                join("steps", step.id),
-                f"destructive action {info.name} can run without an approval: "
-                f"{_how(step.id, path, bypass)}; add an approval step to its needs, "
-                "or declare autonomous: true",
+        # A destructive compensation runs when the playbook fails, with no decision of its
+        # own, so it needs the same gate as a destructive step.
+        candidates = [(step.action, join("steps", step.id))]
+        if step.compensate is not None:
+            candidates.append((step.compensate.action, join("steps", step.id, "compensate")))
+        for action, where in candidates:
+            info = catalogue.get(action) if action else None
+            if info is None or not info.destructive or step.id not in ungated:
+                continue
+            path, bypass = ungated[step.id]
+            problems.append(
+                Problem(
+                    where,
+                    f"destructive action {info.name} can run without an approval: "
+                    f"{_how(step.id, path, bypass)}; add an approval step to its needs, "
+                    "or declare autonomous: true",
+                )
             )
-        )
     return problems

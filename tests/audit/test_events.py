@@ -171,3 +171,10 @@ def test_recording_outside_a_transaction_is_refused() -> None:
     assert not AuditEvent.objects.exists()
     with transaction.atomic():
         assert _event().seq == 1
+
+
+@pytest.mark.django_db
+def test_nul_and_lone_surrogates_in_payloads_are_replaced_not_refused() -> None:
+    with transaction.atomic():
+        event = _event(payload={"message": "vendor\x00said\ud800 this"})
+    assert event.payload == {"message": "vendor\ufffdsaid\ufffd this"}

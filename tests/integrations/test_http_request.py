@@ -55,6 +55,7 @@ def test_json_goes_out_and_comes_back_through_a_relative_url(web: LocalServer) -
     assert seen.headers["x-trace"] == "t1"
     assert seen.headers["content-type"] == "application/json"
     assert out["headers"]["content-type"] == "application/json"
+    assert out["text"] is None  # the body once: it parsed as JSON
 
 
 def test_a_text_body_is_sent_as_is_and_a_non_json_reply_has_no_json(web: LocalServer) -> None:

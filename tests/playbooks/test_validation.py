@@ -394,6 +394,19 @@ def test_the_catalogue_adapter_keeps_the_action_contract() -> None:
     ]
 
 
+def test_guardrail_refuses_a_destructive_compensation_without_an_approval() -> None:
+    data = {
+        "name": "undo-by-force",
+        "steps": [
+            {"id": "enrich", "action": "vt.file_report",
+             "compensate": {"action": "edr.contain_host", "with": {}}},
+        ],
+    }  # fmt: skip
+    problems = guardrail_problems(data, CATALOGUE)
+    assert [p.path for p in problems] == ["steps.enrich.compensate"]
+    assert "edr.contain_host" in problems[0].message
+
+
 def test_guardrail_passes_destructive_steps_behind_an_approval() -> None:
     assert guardrail_problems(VALID, CATALOGUE) == []
 
