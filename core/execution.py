@@ -166,8 +166,8 @@ def run_claimed(claimed: Claimed) -> Outcome:
         timeout_seconds=claimed.timeout,
         connection=connection,
     )
-    keeper = lease_keeper()
-    keeper.hold(claimed.unit_id, claimed.attempt, ctx)
+    # The lease is held from here until the result is written (see execute_unit_message).
+    lease_keeper().hold(claimed.unit_id, claimed.attempt, ctx)
     try:
         output = _json_safe(redact(invoke(spec, ctx, claimed.inputs), secrets))
     except ActionError as exc:
@@ -186,8 +186,6 @@ def run_claimed(claimed: Claimed) -> Outcome:
         log.error("action %s crashed in unit %s: %s\n%s", claimed.action, claimed.unit_id, message,
                   redact(traceback.format_exc(), secrets))  # fmt: skip
         return Outcome(error=ErrorInfo(message, kind="internal_error"))
-    finally:
-        keeper.release(claimed.unit_id, claimed.attempt)
     size = len(json.dumps(output))
     if size > MAX_OUTPUT_BYTES:
         return Outcome(
@@ -326,5 +324,12 @@ def execute_unit_message(unit_id: int, token: int) -> None:
             "message for unit %s token %s: nothing to claim (duplicate or stale)", unit_id, token
         )
         return
+    keeper = lease_keeper()
     while claimed is not None:
-        claimed = complete(claimed, run_claimed(claimed), worker=worker)
+        current = claimed
+        try:
+            claimed = complete(current, run_claimed(current), worker=worker)
+        finally:
+            # Renewed until the result is on record, so the scheduler cannot hand the unit
+            # to another worker while this one is still writing it.
+            keeper.release(current.unit_id, current.attempt)

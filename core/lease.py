@@ -85,6 +85,13 @@ class LeaseKeeper:
         with self._lock:
             held = dict(self._held)
         for (unit_id, attempt), ctx in held.items():
+            if time.monotonic() > ctx.deadline + self.lease_seconds:
+                # The action ignored its timeout: stop vouching for it, so the scheduler
+                # recovers the unit; the late result, if any, will be refused.
+                log.error("unit %s attempt %s overran its timeout; fencing it", unit_id, attempt)
+                ctx.fenced.set()
+                self.release(unit_id, attempt)
+                continue
             # Only a lease that has not run out is renewed: once expired, the scheduler may
             # already have given the unit to another worker.
             renewed = StepRun.objects.filter(

@@ -84,3 +84,19 @@ def test_an_attempt_past_its_timeout_fails_as_transient_and_is_retried(
     assert unit.status == "retry_wait"
     assert unit.error["kind"] == "timeout"
     assert unit.error["retryable"] is True
+
+
+def test_an_attempt_that_overruns_its_timeout_is_no_longer_renewed(
+    inline_dispatch: InlineDispatcher,
+) -> None:
+    unit = _claimed_unit(inline_dispatch)
+    keeper = LeaseKeeper(lease_seconds=1)
+    ctx = _context(unit)
+    ctx.timeout_seconds = 0.0
+    ctx.started_at -= 5  # started five seconds ago with no time allowed
+    keeper.hold(unit.pk, unit.attempts, ctx)
+    keeper.stop()
+    before = StepRun.objects.get(pk=unit.pk).lease_expires_at
+    keeper.renew_once()
+    assert ctx.fenced.is_set()
+    assert StepRun.objects.get(pk=unit.pk).lease_expires_at == before
