@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.db.models import DateTimeField, ExpressionWrapper, Value
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
@@ -66,15 +66,25 @@ class LeaseKeeper:
             )
             self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 0.0) -> None:
         self._stop.set()
+        if wait and self._thread is not None:
+            self._thread.join(wait)
 
     def _loop(self) -> None:
         interval = self.lease_seconds / 3
+        try:
+            self._beat(interval)
+        finally:
+            connection.close()
+
+    def _beat(self, interval: float) -> None:
         while not self._stop.wait(interval):
             try:
                 self.renew_once()
                 self._last_ok = time.monotonic()
+                if not self._held:
+                    connection.close()  # idle: hold no database session open
             except Exception:
                 log.exception("heartbeat: could not renew leases")
                 close_old_connections()
@@ -135,3 +145,9 @@ def lease_keeper() -> LeaseKeeper:
                 on_lost_database=exit_process if exits else None,
             )
         return _keeper
+
+
+def shutdown() -> None:
+    """Stop this process's heartbeat (tests, and processes that are exiting)."""
+    if _keeper is not None:
+        _keeper.stop(wait=5.0)

@@ -86,3 +86,13 @@ def _allow_audit_truncate(sender: object, connection: object, **kwargs: object) 
 
 
 connection_created.connect(_allow_audit_truncate)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def stop_heartbeat_at_the_end():  # type: ignore[no-untyped-def]
+    """The heartbeat thread holds its own database session; end it before the test
+    database is dropped."""
+    yield
+    from core.lease import shutdown
+
+    shutdown()
