@@ -281,7 +281,11 @@ def complete(
         if not recorded:
             _reject_zombie(claimed, outcome, worker)
             return None
-        apply_event(claimed.run_id, Nudge(), actor=worker, before_commit=take_next)
+        try:  # apply it now if the run is free; otherwise its holder will, after COMMIT
+            apply_event(claimed.run_id, Nudge(), actor=worker, before_commit=take_next,
+                        wait_for_lock=False)  # fmt: skip
+        except RunBusy:
+            return None
         return next_claim[0] if next_claim else None
     if decision is None:
         _reject_zombie(claimed, outcome, worker)

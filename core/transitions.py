@@ -256,6 +256,7 @@ def apply_event(
     extra_events: list[NewEvent] | None = None,
     own_results: dict[UnitKey, AttemptResult] | None = None,
     wait_for_lock: bool = True,
+    recheck: bool = True,
     retries: int = 5,
 ) -> Decision | None:
     """Advance run `run_id` by `event` in one transaction; None when the precondition fails.
@@ -264,6 +265,10 @@ def apply_event(
     are `own_results`, which the caller holds in hand. `extra_events` are recorded before
     the engine's facts; `before_commit` may take queued units for the caller. With
     `wait_for_lock=False`, raises RunBusy instead of waiting for another transaction.
+
+    After COMMIT the run is checked for results recorded meanwhile by workers that found
+    it locked (they do not wait): whoever holds the lock last applies what is left, so no
+    recorded result is ever stranded while the run is busy.
     """
     for attempt in range(retries):
         try:
@@ -274,6 +279,10 @@ def apply_event(
                         raise RunBusy(run_id)
                     raise Run.DoesNotExist(f"run {run_id} does not exist")
                 run, content_hash = locked
+                if recheck:  # whatever happens below, look again once the lock is released
+                    transaction.on_commit(
+                        lambda: apply_recorded_results(run_id, actor=actor), robust=True
+                    )
                 if (
                     isinstance(event, Nudge)
                     and not own_results
@@ -309,3 +318,15 @@ def apply_event(
         except ConcurrentChange:
             log.info("run %s: concurrent change, retrying transition (%d)", run_id, attempt + 1)
     raise ConcurrentChange(f"run {run_id}: gave up after {retries} concurrent changes")
+
+
+def apply_recorded_results(run_id: int, *, actor: str, rounds: int = 20) -> None:
+    """Apply results recorded while the run was locked, unless someone else holds it now
+    (then they will, after their own COMMIT)."""
+    for _ in range(rounds):
+        if not has_recorded_results(run_id):
+            return
+        try:
+            apply_event(run_id, Nudge(), actor=actor, wait_for_lock=False, recheck=False)
+        except RunBusy:
+            return

@@ -182,7 +182,7 @@ def test_a_result_recorded_while_the_run_is_busy_is_applied_by_the_next_advance(
     real_apply = execution.apply_event
 
     def busy_first(*args, **kwargs):
-        if kwargs.get("wait_for_lock") is False:
+        if kwargs.get("own_results"):  # the fast path finds the run locked
             raise RunBusy(args[0])
         return real_apply(*args, **kwargs)
 
@@ -251,3 +251,30 @@ def test_a_draft_version_cannot_be_run(inline_dispatch: InlineDispatcher) -> Non
     PlaybookVersion.objects.filter(pk=version.pk).update(state="draft")
     with pytest.raises(RunRefused, match="draft"):
         start_run(playbook=version.playbook, version=version.number, actor="user:bob")
+
+
+def test_the_holder_of_a_busy_run_applies_results_recorded_meanwhile(
+    inline_dispatch: InlineDispatcher,
+) -> None:
+    from core.attempt_results import AttemptResult
+    from core.engine.events import RetryDue
+    from core.engine.state import UnitKey
+    from core.transitions import apply_event
+
+    run = start(definition(echo("a"), echo("b", "a")))
+    unit_id, token = inline_dispatch.pending.popleft()
+    claimed = claim_unit(unit_id, token, worker="w")
+    result = AttemptResult(attempt=claimed.attempt, worker="w", started_at=claimed.started_at.isoformat(),
+                           idempotency_key=claimed.idempotency_key, action="util.echo", duration_ms=1.0,
+                           output={"message": "a"})  # fmt: skip
+
+    def record_while_locked(run_obj, plan, decision, messages):  # type: ignore[no-untyped-def]
+        # A worker that found the run locked records its result and leaves.
+        StepRun.objects.filter(pk=unit_id).update(result=result.as_json())
+        return list(messages.values()), []
+
+    # Any transition of the run (here a retry timer for a unit not waiting: a no-op).
+    apply_event(run.pk, RetryDue(UnitKey("b")), actor="holder", before_commit=record_while_locked)
+    inline_dispatch.drain()
+    run.refresh_from_db()
+    assert run.status == "succeeded"
