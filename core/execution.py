@@ -10,6 +10,7 @@ same transaction and runs it at once (eager dispatch), the broker carries the re
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -30,9 +31,9 @@ from core.dispatch import Message
 from core.engine.events import Decision, Nudge
 from core.engine.plan import RunPlan
 from core.engine.state import ErrorInfo, RunState, Unit, UnitKey, UnitStatus
-from core.fast_sql import finish_attempt, insert_attempt, run_version, take_unit
+from core.fast_sql import finish_attempt, insert_attempt, record_result, run_version, take_unit
 from core.lease import lease_keeper
-from core.models import Attempt, Run, StepRun, idempotency_key
+from core.models import Attempt, Run, idempotency_key
 from core.transitions import LoadedUnit, RunBusy, apply_event, plan_for
 from integrations.connections import resolve_connection
 from integrations.context import ActionContext, ConnectionInfo
@@ -112,6 +113,12 @@ def _start_attempt(
     )
 
 
+@functools.lru_cache(maxsize=10_000)
+def pinned_version(run_id: int) -> tuple[int, str]:
+    """A run's version id and content hash; cached, since a run never changes its version."""
+    return run_version(run_id)
+
+
 def claim_unit(unit_id: int, token: int, *, worker: str) -> Claimed | None:
     """Claim a queued unit from a message, in its own transaction; None if not claimable."""
     with transaction.atomic():
@@ -124,7 +131,7 @@ def claim_unit(unit_id: int, token: int, *, worker: str) -> Claimed | None:
             max_attempts=row["max_attempts"],
             inputs=row["inputs"],
         )
-        version_id, content_hash = run_version(row["run_id"])
+        version_id, content_hash = pinned_version(row["run_id"])
         run = Run(pk=row["run_id"], version_id=version_id)
         return _start_attempt(
             run_id=row["run_id"], unit_id=unit_id, unit=unit, attempt=row["attempts"],
@@ -272,10 +279,9 @@ def complete(
         )  # fmt: skip
     except RunBusy:
         with transaction.atomic():
-            recorded = StepRun.objects.filter(
-                pk=claimed.unit_id, status=UnitStatus.RUNNING, attempts=claimed.attempt,
-                result__isnull=True,
-            ).update(result=result.as_json())  # fmt: skip
+            recorded = record_result(
+                claimed.unit_id, attempt=claimed.attempt, result=result.as_json()
+            )
             if recorded:
                 _finish_attempt_row(claimed, result, finished)
         if not recorded:

@@ -194,3 +194,14 @@ def has_recorded_results(run_id: int) -> bool:
             [run_id],
         )
         return cursor.fetchone() is not None
+
+
+def record_result(unit_id: int, *, attempt: int, result: dict[str, Any]) -> bool:
+    """Write a finished attempt's result on its unit, fenced by the attempt number."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {UNIT_TABLE} SET result = %s WHERE id = %s AND status = 'running' "  # noqa: S608
+            "AND attempts = %s AND result IS NULL",
+            [adapt(StepRun, "result", result), unit_id, attempt],
+        )
+        return bool(cursor.rowcount)

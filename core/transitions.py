@@ -275,7 +275,7 @@ def apply_event(
             with transaction.atomic():
                 locked = lock_run(run_id, wait=wait_for_lock)
                 if locked is None:
-                    if not wait_for_lock and Run.objects.filter(pk=run_id).exists():
+                    if not wait_for_lock:  # runs are never deleted (PROTECT): it is locked
                         raise RunBusy(run_id)
                     raise Run.DoesNotExist(f"run {run_id} does not exist")
                 run, content_hash = locked

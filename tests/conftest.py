@@ -64,6 +64,17 @@ def client_for(user: User | None) -> APIClient:
 
 
 @pytest.fixture(autouse=True)
+def fresh_engine_caches() -> None:
+    """Test databases reuse ids after a rollback; production never does. Start each test
+    with empty per-process caches keyed by ids."""
+    from core.execution import pinned_version
+    from core.transitions import _plans
+
+    pinned_version.cache_clear()
+    _plans.clear()
+
+
+@pytest.fixture(autouse=True)
 def inline_dispatch(request: pytest.FixtureRequest):
     """Queued units wait in memory until a test drains them (end-to-end tests use the broker)."""
     from core.dispatch import InlineDispatcher, set_dispatcher
