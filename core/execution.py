@@ -31,7 +31,7 @@ from core.dispatch import Message
 from core.engine.events import Decision, Nudge
 from core.engine.plan import RunPlan
 from core.engine.state import ErrorInfo, RunState, Unit, UnitKey, UnitStatus
-from core.fast_sql import finish_attempt, insert_attempt, record_result, run_version, take_unit
+from core.fast_sql import insert_finished_attempt, record_result, run_version, take_unit
 from core.lease import lease_keeper
 from core.models import Attempt, Run, idempotency_key
 from core.transitions import LoadedUnit, RunBusy, apply_event, plan_for
@@ -60,7 +60,6 @@ class Claimed:
     key: UnitKey
     attempt: int
     attempt_group: int
-    attempt_row_id: int
     idempotency_key: str
     action: str
     connection: str | None
@@ -85,30 +84,25 @@ def _take(unit_id: int, token: int, worker: str) -> bool:
 def _start_attempt(
     *, run_id: int, unit_id: int, unit: Unit, attempt: int, plan: RunPlan, worker: str
 ) -> Claimed:
-    """Record the claimed attempt. Its audit events are written when its result lands
-    (or when the scheduler finds it lost), so claims never queue on the run's audit chain."""
+    """The claimed attempt, as the worker will run it. Its Attempt row and audit event are
+    written when it ends (or when the scheduler finds it lost), so a claim is one UPDATE
+    and never queues on the run's audit chain."""
     step = plan.step(unit.key.step)
     compensation = step.compensate if unit.key.phase != "main" else None
     action = compensation.action if compensation else step.action or ""
     key = idempotency_key(run_id, str(unit.key), unit.attempt_group)
-    started_at = timezone.now()
-    attempt_id = insert_attempt(
-        unit_id=unit_id, number=attempt, attempt_group=unit.attempt_group, worker=worker,
-        idempotency_key=key, started_at=started_at,
-    )  # fmt: skip
     return Claimed(
         unit_id=unit_id,
         run_id=run_id,
         key=unit.key,
         attempt=attempt,
         attempt_group=unit.attempt_group,
-        attempt_row_id=attempt_id,
         idempotency_key=key,
         action=action,
         connection=step.connection,
         timeout=step.timeout,
         inputs=unit.inputs or {},
-        started_at=started_at,
+        started_at=timezone.now(),
         worker=worker,
     )
 
@@ -218,8 +212,13 @@ def _attempt_result(claimed: Claimed, outcome: Outcome, finished: datetime) -> A
 
 
 def _finish_attempt_row(claimed: Claimed, result: AttemptResult, finished: datetime) -> None:
-    finish_attempt(
-        claimed.attempt_row_id,
+    insert_finished_attempt(
+        unit_id=claimed.unit_id,
+        number=claimed.attempt,
+        attempt_group=claimed.attempt_group,
+        worker=claimed.worker,
+        idempotency_key=claimed.idempotency_key,
+        started_at=claimed.started_at,
         outcome=Attempt.Outcome.FAILED if result.error else Attempt.Outcome.SUCCEEDED,
         finished_at=finished,
         duration_ms=result.duration_ms,
@@ -306,11 +305,20 @@ def _reject_zombie(claimed: Claimed, outcome: Outcome, worker: str) -> None:
         claimed.attempt,
     )
     with transaction.atomic():
-        Attempt.objects.filter(pk=claimed.attempt_row_id).update(
-            outcome=Attempt.Outcome.FENCED,
-            finished_at=timezone.now(),
-            error=outcome.error.as_dict() if outcome.error else None,
-        )
+        # The scheduler may have recorded this attempt as lost already.
+        ended = {
+            "outcome": Attempt.Outcome.FENCED,
+            "finished_at": timezone.now(),
+            "error": outcome.error.as_dict() if outcome.error else None,
+        }
+        Attempt.objects.update_or_create(
+            unit_id=claimed.unit_id,
+            number=claimed.attempt,
+            defaults=ended,
+            create_defaults={**ended, "attempt_group": claimed.attempt_group, "worker": worker,
+                             "idempotency_key": claimed.idempotency_key,
+                             "started_at": claimed.started_at},
+        )  # fmt: skip
         record_event(
             stream=f"run:{claimed.run_id}",
             kind="attempt.fenced_write_rejected",

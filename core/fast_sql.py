@@ -105,10 +105,11 @@ def take_unit(
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {UNIT_TABLE} SET status = 'running', attempts = attempts + 1, lease_owner = %s, "  # noqa: S608
-            f"lease_expires_at = {lease_sql}, started_at = COALESCE(started_at, {now_sql}), result = NULL "
+            f"lease_expires_at = {lease_sql}, started_at = COALESCE(started_at, {now_sql}), "
+            f"attempt_started_at = {now_sql}, result = NULL "
             "WHERE id = %s AND status = 'queued' AND dispatch_token = %s "
             f"RETURNING {', '.join(CLAIMED_COLUMNS)}",
-            [worker, *lease_params, *now_params, unit_id, token],
+            [worker, *lease_params, *now_params, *now_params, unit_id, token],
         )
         row = cursor.fetchone()
     if row is None:
@@ -118,26 +119,19 @@ def take_unit(
     return values
 
 
-def insert_attempt(*, unit_id: int, number: int, attempt_group: int, worker: str, idempotency_key: str,
-                   started_at: datetime) -> int:  # fmt: skip
+def insert_finished_attempt(*, unit_id: int, number: int, attempt_group: int, worker: str,
+                            idempotency_key: str, started_at: datetime, outcome: str,
+                            finished_at: datetime, duration_ms: float,
+                            error: dict[str, Any] | None) -> None:  # fmt: skip
+    """An attempt's row, written once, when it has ended."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {ATTEMPT_TABLE} (unit_id, number, attempt_group, outcome, worker, "  # noqa: S608
-            "idempotency_key, started_at) VALUES (%s, %s, %s, 'running', %s, %s, %s) RETURNING id",
-            [unit_id, number, attempt_group, worker, idempotency_key,
-             adapt(Attempt, "started_at", started_at)],
-        )  # fmt: skip
-        return int(cursor.fetchone()[0])
-
-
-def finish_attempt(attempt_id: int, *, outcome: str, finished_at: datetime, duration_ms: float,
-                   error: dict[str, Any] | None) -> None:  # fmt: skip
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {ATTEMPT_TABLE} SET outcome = %s, finished_at = %s, duration_ms = %s, error = %s "  # noqa: S608
-            "WHERE id = %s",
-            [outcome, adapt(Attempt, "finished_at", finished_at), duration_ms,
-             adapt(Attempt, "error", error), attempt_id],
+            "idempotency_key, started_at, finished_at, duration_ms, error) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [unit_id, number, attempt_group, outcome, worker, idempotency_key,
+             adapt(Attempt, "started_at", started_at), adapt(Attempt, "finished_at", finished_at),
+             duration_ms, adapt(Attempt, "error", error)],
         )  # fmt: skip
 
 

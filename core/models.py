@@ -86,6 +86,8 @@ class StepRun(models.Model):
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When the current (or last) attempt was claimed; its Attempt row is written when it ends.
+    attempt_started_at = models.DateTimeField(null=True, blank=True)
     # A finished attempt's result waiting to be applied to the run (see core.attempt_results).
     result = models.JSONField(null=True, blank=True)
     lease_owner = models.CharField(max_length=200, blank=True, default="")
@@ -118,7 +120,7 @@ class StepRun(models.Model):
 
 
 class Attempt(models.Model):
-    """One claimed attempt of a unit, as a worker ran it."""
+    """One ended attempt of a unit, as a worker ran it (the running one is on its unit)."""
 
     class Outcome(models.TextChoices):
         RUNNING = "running"

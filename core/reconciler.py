@@ -67,18 +67,23 @@ def fire_due_retries(result: SweepResult) -> None:
 
 
 def _lost_attempt_events(run_id: int, unit_id: int, key: UnitKey, attempts: int) -> list[NewEvent]:
-    """Mark the attempt lost and tell the audit trail it started and was lost."""
-    attempt = Attempt.objects.filter(unit_id=unit_id, number=attempts).first()
+    """Record the attempt as lost and tell the audit trail who ran it and since when."""
+    unit = StepRun.objects.get(pk=unit_id)
     error = {"kind": "worker_lost", "message": "the lease expired: the worker died or stalled"}
-    Attempt.objects.filter(
-        unit_id=unit_id, number=attempts, outcome=Attempt.Outcome.RUNNING
-    ).update(outcome=Attempt.Outcome.LOST, finished_at=timezone.now(), error=error)
+    started = unit.attempt_started_at or timezone.now()
+    Attempt.objects.get_or_create(
+        unit_id=unit_id,
+        number=attempts,
+        defaults={"attempt_group": unit.attempt_group, "outcome": Attempt.Outcome.LOST,
+                  "worker": unit.lease_owner, "idempotency_key": unit.idempotency_key,
+                  "started_at": started, "finished_at": timezone.now(), "error": error},
+    )  # fmt: skip
     payload = {
         "unit": str(key),
         "attempt": attempts,
-        "worker": attempt.worker if attempt else None,
-        "started_at": attempt.started_at.isoformat() if attempt else None,
-        "idempotency_key": attempt.idempotency_key if attempt else None,
+        "worker": unit.lease_owner or None,
+        "started_at": started.isoformat(),
+        "idempotency_key": unit.idempotency_key,
         "error": error,
     }
     return [

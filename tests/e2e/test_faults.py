@@ -66,8 +66,8 @@ def test_a_worker_killed_mid_step_does_not_stop_the_run_and_the_effect_has_one_k
             actor="system:test",
         )
         wait_for(peer.received.is_set, 30, "the peer to receive the step's request")
-        attempt = Attempt.objects.get(unit__run=run, unit__step_id="effect", number=1)
-        pid = int(attempt.worker.split(":")[2])
+        running = StepRun.objects.get(run=run, step_id="effect", status="running", attempts=1)
+        pid = int(running.lease_owner.split(":")[2])
         killed_at = time.time()
         os.kill(pid, signal.SIGKILL)
         wait_for(
