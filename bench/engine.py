@@ -114,6 +114,22 @@ def time_run(playbook: Any, timeout: float = 60.0) -> float:
     raise SystemExit(f"bench run {run.pk} did not finish within {timeout}s")
 
 
+def measure(sequential_run: Any, fan_out_run: Any, repeat: int) -> dict[str, list[float]]:
+    """Boot, warm up, then time both shapes alternately with the same pauses between runs
+    (the pause matters: an idle consumer polls more slowly)."""
+    time.sleep(3)  # let the workers boot
+    for _ in range(3):  # warm up connections, caches and the consumers
+        sequential_run()
+        fan_out_run()
+    results: dict[str, list[float]] = {"sequential": [], "fan_out": []}
+    for _ in range(repeat):
+        results["sequential"].append(sequential_run())
+        time.sleep(0.2)
+        results["fan_out"].append(fan_out_run())
+        time.sleep(0.2)
+    return results
+
+
 def bench_bulwark(repeat: int, env: dict[str, str], logs: Path) -> dict[str, list[float]]:
     import django
 
@@ -137,17 +153,7 @@ def bench_bulwark(repeat: int, env: dict[str, str], logs: Path) -> dict[str, lis
     scheduler = start([sys.executable, "manage.py", "scheduler"], env, logs / "scheduler.log")
     try:
         seq, fan = publish(sequential(10)), publish(fan_out(100))
-        time.sleep(3)  # let the workers boot
-        for _ in range(3):  # warm up connections, caches and the consumers
-            time_run(seq)
-            time_run(fan)
-        results: dict[str, list[float]] = {"sequential": [], "fan_out": []}
-        for _ in range(repeat):
-            results["sequential"].append(time_run(seq))
-            time.sleep(0.2)
-            results["fan_out"].append(time_run(fan))
-            time.sleep(0.2)
-        return results
+        return measure(lambda: time_run(seq), lambda: time_run(fan), repeat)
     finally:
         stop(worker)
         stop(scheduler)
@@ -189,22 +195,11 @@ def bench_raw(repeat: int, redis_url: str, logs: Path) -> dict[str, list[float]]
         raw.hop.send(run, 10)
 
     def group(run: str) -> None:
-        raw.broker.enqueue  # noqa: B018 - the same broker the actors use
         for _ in range(100):
             raw.member.send(run, 100)
 
     try:
-        time.sleep(3)
-        for _ in range(3):
-            timed(pipeline)
-            timed(group)
-        results: dict[str, list[float]] = {"sequential": [], "fan_out": []}
-        for _ in range(repeat):
-            results["sequential"].append(timed(pipeline))
-            time.sleep(0.2)
-            results["fan_out"].append(timed(group))
-            time.sleep(0.2)
-        return results
+        return measure(lambda: timed(pipeline), lambda: timed(group), repeat)
     finally:
         stop(worker)
 
