@@ -75,10 +75,19 @@ class Outcome:
     error: ErrorInfo | None = None
 
 
-def _take(unit_id: int, token: int, worker: str) -> bool:
-    """The claim itself: one conditional UPDATE; the attempt is counted here."""
-    taken = take_unit(unit_id, token, worker=worker, lease_seconds=settings.BULWARK_LEASE_SECONDS)
-    return taken is not None
+def _take(unit_id: int, token: int, worker: str) -> tuple[int, Unit] | None:
+    """The claim itself: one conditional UPDATE; the attempt is counted here. Returns the
+    run id and the unit as claimed (attempts counted), or None when it was not claimable."""
+    row = take_unit(unit_id, token, worker=worker, lease_seconds=settings.BULWARK_LEASE_SECONDS)
+    if row is None:
+        return None
+    return row["run_id"], Unit(
+        key=UnitKey(row["step_id"], row["item_index"], row["phase"]),
+        attempts=row["attempts"],
+        attempt_group=row["attempt_group"],
+        max_attempts=row["max_attempts"],
+        inputs=row["inputs"],
+    )
 
 
 def _start_attempt(
@@ -116,19 +125,14 @@ def pinned_version(run_id: int) -> tuple[int, str]:
 def claim_unit(unit_id: int, token: int, *, worker: str) -> Claimed | None:
     """Claim a queued unit from a message, in its own transaction; None if not claimable."""
     with transaction.atomic():
-        row = take_unit(unit_id, token, worker=worker, lease_seconds=settings.BULWARK_LEASE_SECONDS)
-        if row is None:
+        taken = _take(unit_id, token, worker)
+        if taken is None:
             return None
-        unit = Unit(
-            key=UnitKey(row["step_id"], row["item_index"], row["phase"]),
-            attempt_group=row["attempt_group"],
-            max_attempts=row["max_attempts"],
-            inputs=row["inputs"],
-        )
-        version_id, content_hash = pinned_version(row["run_id"])
-        run = Run(pk=row["run_id"], version_id=version_id)
+        run_id, unit = taken
+        version_id, content_hash = pinned_version(run_id)
+        run = Run(pk=run_id, version_id=version_id)
         return _start_attempt(
-            run_id=row["run_id"], unit_id=unit_id, unit=unit, attempt=row["attempts"],
+            run_id=run_id, unit_id=unit_id, unit=unit, attempt=unit.attempts,
             plan=plan_for(run, content_hash), worker=worker,
         )  # fmt: skip
 
@@ -254,12 +258,13 @@ def complete(
         remaining = list(messages.items())
         if not eager or not remaining or next_claim:
             return [m for _, m in remaining], []
-        (key, (unit_id, token)), rest = remaining[0], remaining[1:]
-        if not _take(unit_id, token, worker):
+        (_, (unit_id, token)), rest = remaining[0], remaining[1:]
+        taken = _take(unit_id, token, worker)
+        if taken is None:
             return [m for _, m in remaining], []
-        unit = decision.state.units[key]
+        unit = taken[1]
         next_claim.append(
-            _start_attempt(run_id=run.pk, unit_id=unit_id, unit=unit, attempt=unit.attempts + 1,
+            _start_attempt(run_id=run.pk, unit_id=unit_id, unit=unit, attempt=unit.attempts,
                            plan=plan, worker=worker)
         )  # fmt: skip
         return [m for _, m in rest], []
