@@ -17,6 +17,10 @@ Message = tuple[int, int]  # (unit id, dispatch token)
 class Dispatcher(Protocol):
     def send(self, messages: Sequence[Message]) -> None: ...
 
+    def backlog(self) -> int:
+        """Messages waiting in the queue (not counting those a worker holds)."""
+        ...
+
 
 class BrokerDispatcher:
     """Sends one dramatiq message per unit on the `actions` queue."""
@@ -26,6 +30,17 @@ class BrokerDispatcher:
 
         for unit_id, token in messages:
             execute_unit.send(unit_id, token)
+
+    def backlog(self) -> int:
+        import dramatiq
+
+        from core.broker import QUEUE
+
+        broker = dramatiq.get_broker()
+        if hasattr(broker, "do_qsize"):  # Redis
+            return int(broker.do_qsize(QUEUE))
+        queue = getattr(broker, "queues", {}).get(QUEUE)  # the in-process broker
+        return int(queue.qsize()) if queue is not None else 0
 
 
 class InlineDispatcher:
@@ -38,6 +53,9 @@ class InlineDispatcher:
     def send(self, messages: Sequence[Message]) -> None:
         self.pending.extend(messages)
         self.sent.extend(messages)
+
+    def backlog(self) -> int:
+        return len(self.pending)
 
     def drain(self, limit: int = 10_000) -> int:
         """Execute pending messages (and what they lead to); returns how many ran."""

@@ -155,6 +155,16 @@ def redispatch_lost_messages(result: SweepResult) -> None:
     )
     if not stale:
         return
+    if waiting := get_dispatcher().backlog():
+        # Messages are queued, so these are most likely waiting their turn, not lost: re-
+        # sending them would only pile duplicates on the backlog. Once it drains, any unit
+        # still queued is re-sent.
+        log.info(
+            "%d queued units look stale, but %d messages are waiting: not re-sending",
+            len(stale),
+            waiting,
+        )
+        return
     resent = []
     for unit_id, token in stale:
         # Move queued_at so the same unit is re-sent at most once per interval.

@@ -278,3 +278,15 @@ def test_the_holder_of_a_busy_run_applies_results_recorded_meanwhile(
     inline_dispatch.drain()
     run.refresh_from_db()
     assert run.status == "succeeded"
+
+
+def test_queued_units_are_not_sent_again_while_the_broker_has_a_backlog(
+    inline_dispatch: InlineDispatcher, settings
+) -> None:
+    settings.BULWARK_REDISPATCH_SECONDS = 5
+    run = start(definition(echo("a"), echo("b")))
+    inline_dispatch.pending.popleft()  # a's message was lost; b's still waits in the queue
+    StepRun.objects.filter(run=run).update(queued_at=timezone.now() - timedelta(seconds=6))
+    assert sweep().redispatched == 0
+    inline_dispatch.pending.clear()  # the backlog drained, and a's message never came
+    assert sweep().redispatched == 2
