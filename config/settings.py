@@ -117,6 +117,9 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Fail fast rather than hang when the database is unreachable (leases depend on it).
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 10
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so read-then-write transactions never fail
     # to upgrade their lock; WAL lets readers run beside the one writer.

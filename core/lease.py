@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, Value
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
@@ -94,23 +94,35 @@ class LeaseKeeper:
     def renew_once(self) -> None:
         with self._lock:
             held = dict(self._held)
-        for (unit_id, attempt), ctx in held.items():
-            if time.monotonic() > ctx.deadline + self.lease_seconds:
-                # The action ignored its timeout: stop vouching for it, so the scheduler
-                # recovers the unit; the late result, if any, will be refused.
-                log.error("unit %s attempt %s overran its timeout; fencing it", unit_id, attempt)
-                ctx.fenced.set()
-                self.release(unit_id, attempt)
-                continue
-            # Only a lease that has not run out is renewed: once expired, the scheduler may
-            # already have given the unit to another worker.
-            renewed = StepRun.objects.filter(
-                pk=unit_id, status="running", attempts=attempt, lease_expires_at__gt=Now()
-            ).update(lease_expires_at=lease_deadline(self.lease_seconds))
-            if not renewed:
-                log.warning("unit %s attempt %s lost its lease; fencing it", unit_id, attempt)
-                ctx.fenced.set()
-                self.release(unit_id, attempt)
+        if not held:
+            return
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                # A renewal that hangs (a network partition) must fail in time for the
+                # worker to fence itself before its leases run out, not wait forever.
+                timeout_ms = int(self.lease_seconds * 1000 / 3)
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL statement_timeout = %s", [timeout_ms])
+            for (unit_id, attempt), ctx in held.items():
+                self._renew(unit_id, attempt, ctx)
+
+    def _renew(self, unit_id: int, attempt: int, ctx: ActionContext) -> None:
+        if time.monotonic() > ctx.deadline + self.lease_seconds:
+            # The action ignored its timeout: stop vouching for it, so the scheduler
+            # recovers the unit; the late result, if any, will be refused.
+            log.error("unit %s attempt %s overran its timeout; fencing it", unit_id, attempt)
+            ctx.fenced.set()
+            self.release(unit_id, attempt)
+            return
+        # Only a lease that has not run out is renewed: once expired, the scheduler may
+        # already have given the unit to another worker.
+        renewed = StepRun.objects.filter(
+            pk=unit_id, status="running", attempts=attempt, lease_expires_at__gt=Now()
+        ).update(lease_expires_at=lease_deadline(self.lease_seconds))
+        if not renewed:
+            log.warning("unit %s attempt %s lost its lease; fencing it", unit_id, attempt)
+            ctx.fenced.set()
+            self.release(unit_id, attempt)
 
     def _fence_all(self, why: str) -> None:
         with self._lock:
