@@ -279,18 +279,23 @@ def apply_event(
                         raise RunBusy(run_id)
                     raise Run.DoesNotExist(f"run {run_id} does not exist")
                 run, content_hash = locked
-                if recheck:  # whatever happens below, look again once the lock is released
-                    transaction.on_commit(
-                        lambda: apply_recorded_results(run_id, actor=actor), robust=True
-                    )
+
+                def look_again() -> None:
+                    if recheck:
+                        transaction.on_commit(
+                            lambda: apply_recorded_results(run_id, actor=actor), robust=True
+                        )
+
                 if (
                     isinstance(event, Nudge)
                     and not own_results
                     and not has_recorded_results(run_id)
                 ):
+                    look_again()
                     return None  # another worker already applied everything recorded
                 state, loaded = load_state(run)
                 if precondition is not None and not precondition(state, loaded):
+                    look_again()
                     return None
                 plan = plan_for(run, content_hash)
                 results = {
@@ -314,6 +319,15 @@ def apply_event(
                 if all_events:
                     record_events(all_events)
                 dispatch_on_commit(to_send)
+                # Only a worker holding (or able to claim) one of this run's units can have
+                # recorded a result while this transaction held the lock; the units this
+                # transaction queued cannot have been claimed before its COMMIT.
+                queued_here = {command.key for command in decision.commands}
+                if any(
+                    u.status in (UnitStatus.RUNNING, UnitStatus.QUEUED) and key not in queued_here
+                    for key, u in decision.state.units.items()
+                ):
+                    look_again()
                 return decision
         except ConcurrentChange:
             log.info("run %s: concurrent change, retrying transition (%d)", run_id, attempt + 1)
