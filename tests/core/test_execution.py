@@ -290,3 +290,47 @@ def test_queued_units_are_not_sent_again_while_the_broker_has_a_backlog(
     assert sweep().redispatched == 0
     inline_dispatch.pending.clear()  # the backlog drained, and a's message never came
     assert sweep().redispatched == 2
+
+
+def test_a_write_expecting_no_recorded_result_does_not_overwrite_one(
+    inline_dispatch: InlineDispatcher,
+) -> None:
+    from core.fast_sql import update_unit
+
+    start(definition(echo("a")))
+    unit_id, token = inline_dispatch.pending.popleft()
+    claimed = claim_unit(unit_id, token, worker="w")
+    StepRun.objects.filter(pk=unit_id).update(
+        result={"attempt": claimed.attempt}
+    )  # recorded meanwhile
+    requeue = {"status": "queued", "result": None}
+    assert (
+        update_unit(
+            unit_id, expect_status="running", expect_attempts=1, expect_result=False, fields=requeue
+        )
+        == 0
+    )
+    assert StepRun.objects.get(pk=unit_id).result == {"attempt": claimed.attempt}
+
+
+def test_one_failing_run_does_not_stop_the_scheduler_sweeping_the_others(
+    inline_dispatch: InlineDispatcher, monkeypatch: pytest.MonkeyPatch, settings
+) -> None:
+    from core import reconciler
+
+    settings.BULWARK_REDISPATCH_SECONDS = 5
+    start(definition(echo("a", retry={"attempts": 2})))  # its lease recovery will fail
+    healthy = start(definition(echo("b"), name="healthy"))
+    broken_unit, broken_token = inline_dispatch.pending.popleft()
+    claim_unit(broken_unit, broken_token, worker="gone")
+    expire_lease(broken_unit)
+    inline_dispatch.pending.clear()  # the healthy run's message was lost too
+    StepRun.objects.filter(run=healthy).update(queued_at=timezone.now() - timedelta(seconds=6))
+
+    def explode(run_id, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError(f"run {run_id} is broken")
+
+    monkeypatch.setattr(reconciler, "apply_event", explode)
+    result = sweep()
+    assert result.errors
+    assert result.redispatched == 1  # the sweep went on to the healthy run
