@@ -36,7 +36,9 @@ class StepRunSerializer(serializers.ModelSerializer[StepRun]):
     id = serializers.CharField(source="step_id")
     unit = serializers.CharField(source="unit_label")
     item = serializers.SerializerMethodField()
+    # Ended attempts; the one running now is told by status, attempts, worker and since.
     attempt_history = AttemptSerializer(source="attempt_rows", many=True, read_only=True)
+    worker = serializers.CharField(source="lease_owner", read_only=True)
 
     class Meta:
         model = StepRun
@@ -58,6 +60,8 @@ class StepRunSerializer(serializers.ModelSerializer[StepRun]):
             "started_at",
             "finished_at",
             "next_attempt_at",
+            "attempt_started_at",
+            "worker",
             "attempt_history",
         ]
 

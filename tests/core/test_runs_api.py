@@ -154,3 +154,24 @@ def test_dry_runs_are_refused_plainly_until_they_exist(bob: User, playbook: str)
     )
     assert response.status_code == 400
     assert response.json()["errors"][0]["path"] == "dry_run"
+
+
+def test_a_running_step_shows_its_worker_and_since_when(
+    bob: User, playbook: str, inline_dispatch: InlineDispatcher
+) -> None:
+    from core.execution import claim_unit
+
+    client = client_for(bob)
+    run = client.post(
+        "/api/v1/runs/", {"playbook": playbook, "inputs": {"host": "h"}}, format="json"
+    ).json()
+    unit_id, token = inline_dispatch.pending.popleft()
+    claim_unit(unit_id, token, worker="worker:vm:42:Thread-1")
+    step = client.get(f"/api/v1/runs/{run['id']}/").json()["steps"][0]
+    assert (step["status"], step["attempts"], step["worker"]) == (
+        "running",
+        1,
+        "worker:vm:42:Thread-1",
+    )
+    assert step["attempt_started_at"] is not None
+    assert step["attempt_history"] == []  # an attempt's row is written when it ends
