@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from collections.abc import Mapping, Sequence
@@ -131,7 +132,10 @@ def _select_for_update(streams: list[str]) -> dict[str, tuple[int, str]]:
 
 
 def _insert(rows: list[AuditEvent]) -> None:
-    """One multi-row INSERT; the ids come back in order (RETURNING)."""
+    """One INSERT for all rows; sets each row's id."""
+    if connection.vendor == "postgresql":
+        _insert_unnest(rows)
+        return
     fields = [AuditEvent._meta.get_field(name) for name in EVENT_COLUMNS]
     values = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(rows))
     params = [
@@ -147,6 +151,45 @@ def _insert(rows: list[AuditEvent]) -> None:
         ids = [row[0] for row in cursor.fetchall()]
     for row, pk in zip(rows, ids, strict=True):
         row.pk = pk
+        row._state.adding = False
+
+
+# On PostgreSQL the rows go as one array per column: the statement's text and parameter
+# count stay the same whatever the number of rows, so the driver's cache of parsed
+# statements holds it (a VALUES list of hundreds of placeholders is re-parsed each time).
+_UNNEST_CASTS = {
+    "seq": "bigint",
+    "created_at": "timestamptz",
+    "run_id": "bigint",
+    "payload": "jsonb",
+}
+_UNNEST_INSERT = (
+    f"INSERT INTO {EVENTS} ({', '.join(EVENT_COLUMNS)}) "  # noqa: S608 - fixed names
+    f"SELECT {', '.join(f'CAST(t.{c} AS {_UNNEST_CASTS[c]})' if c in _UNNEST_CASTS else f't.{c}' for c in EVENT_COLUMNS)} "
+    f"FROM unnest({', '.join(['%s::text[]'] * len(EVENT_COLUMNS))}) "
+    f"WITH ORDINALITY AS t({', '.join(EVENT_COLUMNS)}, ord) ORDER BY t.ord "
+    "RETURNING id, stream, seq"
+)
+
+
+def _as_text(row: AuditEvent, name: str) -> str | None:
+    value = getattr(row, name)
+    if value is None:
+        return None
+    if name == "payload":
+        return json.dumps(value)
+    if name == "created_at":
+        return str(value.isoformat())
+    return str(value)
+
+
+def _insert_unnest(rows: list[AuditEvent]) -> None:
+    columns = [[_as_text(row, name) for row in rows] for name in EVENT_COLUMNS]
+    with connection.cursor() as cursor:
+        cursor.execute(_UNNEST_INSERT, columns)
+        ids = {(stream, seq): pk for pk, stream, seq in cursor.fetchall()}
+    for row in rows:
+        row.pk = ids[(row.stream, row.seq)]
         row._state.adding = False
 
 

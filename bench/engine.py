@@ -110,7 +110,7 @@ def time_run(playbook: Any, timeout: float = 60.0) -> float:
             if status != "succeeded":
                 raise SystemExit(f"bench run {run.pk} ended {status}")
             return finished.timestamp() - began
-        time.sleep(0.002)
+        time.sleep(0.025)
     raise SystemExit(f"bench run {run.pk} did not finish within {timeout}s")
 
 

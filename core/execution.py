@@ -31,7 +31,7 @@ from core.dispatch import Message
 from core.engine.events import Decision, Nudge
 from core.engine.plan import RunPlan
 from core.engine.state import ErrorInfo, RunState, Unit, UnitKey, UnitStatus
-from core.fast_sql import insert_finished_attempt, record_result, run_version, take_unit
+from core.fast_sql import insert_finished_attempt, record_finished_attempt, run_version, take_unit
 from core.lease import lease_keeper
 from core.models import Attempt, Run, idempotency_key
 from core.transitions import LoadedUnit, RunBusy, apply_event, plan_for
@@ -67,6 +67,9 @@ class Claimed:
     inputs: dict[str, Any]
     started_at: datetime
     worker: str
+    # Claimed eagerly while no other unit of its run was queued or running: its result
+    # will most likely find the run's lock free (a sequential chain).
+    solo: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,14 @@ def _take(unit_id: int, token: int, worker: str) -> tuple[int, Unit] | None:
 
 
 def _start_attempt(
-    *, run_id: int, unit_id: int, unit: Unit, attempt: int, plan: RunPlan, worker: str
+    *,
+    run_id: int,
+    unit_id: int,
+    unit: Unit,
+    attempt: int,
+    plan: RunPlan,
+    worker: str,
+    solo: bool = False,
 ) -> Claimed:
     """The claimed attempt, as the worker will run it. Its Attempt row and audit event are
     written when it ends (or when the scheduler finds it lost), so a claim is one UPDATE
@@ -113,6 +123,7 @@ def _start_attempt(
         inputs=unit.inputs or {},
         started_at=timezone.now(),
         worker=worker,
+        solo=solo,
     )
 
 
@@ -123,18 +134,18 @@ def pinned_version(run_id: int) -> tuple[int, str]:
 
 
 def claim_unit(unit_id: int, token: int, *, worker: str) -> Claimed | None:
-    """Claim a queued unit from a message, in its own transaction; None if not claimable."""
-    with transaction.atomic():
-        taken = _take(unit_id, token, worker)
-        if taken is None:
-            return None
-        run_id, unit = taken
-        version_id, content_hash = pinned_version(run_id)
-        run = Run(pk=run_id, version_id=version_id)
-        return _start_attempt(
-            run_id=run_id, unit_id=unit_id, unit=unit, attempt=unit.attempts,
-            plan=plan_for(run, content_hash), worker=worker,
-        )  # fmt: skip
+    """Claim a queued unit from a message; None if not claimable. The claim is a single
+    statement, so it needs no transaction of its own (two round trips fewer)."""
+    taken = _take(unit_id, token, worker)
+    if taken is None:
+        return None
+    run_id, unit = taken
+    version_id, content_hash = pinned_version(run_id)
+    run = Run(pk=run_id, version_id=version_id)
+    return _start_attempt(
+        run_id=run_id, unit_id=unit_id, unit=unit, attempt=unit.attempts,
+        plan=plan_for(run, content_hash), worker=worker,
+    )  # fmt: skip
 
 
 def _connection_for(
@@ -215,19 +226,17 @@ def _attempt_result(claimed: Claimed, outcome: Outcome, finished: datetime) -> A
     )
 
 
-def _finish_attempt_row(claimed: Claimed, result: AttemptResult, finished: datetime) -> None:
-    insert_finished_attempt(
-        unit_id=claimed.unit_id,
-        number=claimed.attempt,
-        attempt_group=claimed.attempt_group,
-        worker=claimed.worker,
-        idempotency_key=claimed.idempotency_key,
-        started_at=claimed.started_at,
-        outcome=Attempt.Outcome.FAILED if result.error else Attempt.Outcome.SUCCEEDED,
-        finished_at=finished,
-        duration_ms=result.duration_ms,
-        error=result.error,
-    )
+def _attempt_row(claimed: Claimed, result: AttemptResult, finished: datetime) -> dict[str, Any]:
+    return {
+        "attempt_group": claimed.attempt_group,
+        "worker": claimed.worker,
+        "idempotency_key": claimed.idempotency_key,
+        "started_at": claimed.started_at,
+        "outcome": Attempt.Outcome.FAILED if result.error else Attempt.Outcome.SUCCEEDED,
+        "finished_at": finished,
+        "duration_ms": result.duration_ms,
+        "error": result.error,
+    }
 
 
 def complete(
@@ -235,21 +244,25 @@ def complete(
 ) -> Claimed | None:
     """Record the attempt's outcome (fenced by the attempt number) and advance the run.
 
-    When the run's lock is free, one transaction does it all and claims the next ready
-    unit for this worker. When another worker is advancing the run, the result is written
-    on the unit row first and then applied by whichever transaction gets the lock next.
+    A unit that ran alone (a sequential chain) most likely finds the run's lock free: one
+    transaction records its result, advances the run and claims the next ready unit for
+    this worker. Otherwise (siblings of a fan-out finishing together) the result is first
+    written on the unit row, which needs no lock, and then applied by whichever
+    transaction gets the lock next: this worker's, if the run is free, or the current
+    holder's, after its COMMIT.
     """
     finished = timezone.now()
     result = _attempt_result(claimed, outcome, finished)
+    row = _attempt_row(claimed, result, finished)
     next_claim: list[Claimed] = []
 
     def still_ours(state: RunState, loaded: dict[UnitKey, LoadedUnit]) -> bool:
-        row = loaded.get(claimed.key)
+        unit = loaded.get(claimed.key)
         return (
-            row is not None
-            and row.status == UnitStatus.RUNNING
-            and row.attempts == claimed.attempt
-            and row.result is None
+            unit is not None
+            and unit.status == UnitStatus.RUNNING
+            and unit.attempts == claimed.attempt
+            and unit.result is None
         )
 
     def take_next(
@@ -263,42 +276,46 @@ def complete(
         if taken is None:
             return [m for _, m in remaining], []
         unit = taken[1]
+        active = sum(
+            1 for u in decision.state.units.values()
+            if u.status in (UnitStatus.QUEUED, UnitStatus.RUNNING)
+        )  # fmt: skip
         next_claim.append(
             _start_attempt(run_id=run.pk, unit_id=unit_id, unit=unit, attempt=unit.attempts,
-                           plan=plan, worker=worker)
+                           plan=plan, worker=worker, solo=active == 1)
         )  # fmt: skip
         return [m for _, m in rest], []
 
     def finish_and_take_next(
         run: Run, plan: RunPlan, decision: Decision, messages: dict[UnitKey, Message]
     ) -> tuple[list[Message], list[NewEvent]]:
-        _finish_attempt_row(claimed, result, finished)
+        insert_finished_attempt(unit_id=claimed.unit_id, number=claimed.attempt, **row)
         return take_next(run, plan, decision, messages)
 
-    try:
-        decision = apply_event(
-            claimed.run_id, Nudge(), actor=worker, precondition=still_ours,
-            before_commit=finish_and_take_next, own_results={claimed.key: result},
-            wait_for_lock=False,
-        )  # fmt: skip
-    except RunBusy:
-        with transaction.atomic():
-            recorded = record_result(
-                claimed.unit_id, attempt=claimed.attempt, result=result.as_json()
-            )
-            if recorded:
-                _finish_attempt_row(claimed, result, finished)
-        if not recorded:
-            _reject_zombie(claimed, outcome, worker)
-            return None
-        try:  # apply it now if the run is free; otherwise its holder will, after COMMIT
-            apply_event(claimed.run_id, Nudge(), actor=worker, before_commit=take_next,
-                        wait_for_lock=False)  # fmt: skip
+    if claimed.solo:
+        try:
+            decision = apply_event(
+                claimed.run_id, Nudge(), actor=worker, precondition=still_ours,
+                before_commit=finish_and_take_next, own_results={claimed.key: result},
+                wait_for_lock=False,
+            )  # fmt: skip
         except RunBusy:
-            return None
-        return next_claim[0] if next_claim else None
-    if decision is None:
+            pass  # someone else holds the run after all: leave the result for them
+        else:
+            if decision is None:
+                _reject_zombie(claimed, outcome, worker)
+                return None
+            return next_claim[0] if next_claim else None
+    recorded = record_finished_attempt(
+        unit_id=claimed.unit_id, attempt=claimed.attempt, result=result.as_json(), **row
+    )
+    if not recorded:
         _reject_zombie(claimed, outcome, worker)
+        return None
+    try:  # apply it now if the run is free; otherwise its holder will, after COMMIT
+        apply_event(claimed.run_id, Nudge(), actor=worker, before_commit=take_next,
+                    wait_for_lock=False)  # fmt: skip
+    except RunBusy:
         return None
     return next_claim[0] if next_claim else None
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection, models
+from django.db import connection, models, transaction
 from django.utils.dateparse import parse_datetime
 
 from core.models import Attempt, Run, StepRun
@@ -85,6 +86,71 @@ def update_unit(
             f"UPDATE {UNIT_TABLE} SET {assignments} "  # noqa: S608 - names come from the model
             f"WHERE id = %s AND status = %s AND attempts = %s AND result {result}",
             [*params, row_id, expect_status, expect_attempts],
+        )
+        return int(cursor.rowcount)
+
+
+@dataclass(frozen=True)
+class UnitUpdate:
+    """One conditional unit write of a transition: the fields to set, and what the row
+    must still hold (status, attempt number, whether a result is recorded)."""
+
+    row_id: int
+    expect_status: str
+    expect_attempts: int
+    expect_result: bool
+    fields: dict[str, Any]
+
+
+def update_units(updates: Sequence[UnitUpdate]) -> int:
+    """Apply conditional unit writes; returns how many rows matched.
+
+    On PostgreSQL the writes that set the same columns go as one `UPDATE … FROM (VALUES …)`
+    (a fan-out queues a hundred units in one statement, not a hundred round trips); on
+    SQLite, where there is no concurrency to speak of, one statement a row.
+    """
+    if connection.vendor != "postgresql":
+        return sum(
+            update_unit(u.row_id, expect_status=u.expect_status, expect_attempts=u.expect_attempts,
+                        expect_result=u.expect_result, fields=u.fields)
+            for u in updates
+        )  # fmt: skip
+    groups: dict[tuple[str, ...], list[UnitUpdate]] = {}
+    for update in updates:
+        groups.setdefault(tuple(sorted(update.fields)), []).append(update)
+    matched = 0
+    for names, group in groups.items():
+        for start in range(0, len(group), _UPDATE_BATCH):
+            matched += _update_group(names, group[start : start + _UPDATE_BATCH])
+    return matched
+
+
+# Rows per statement: keeps each statement's parameter count well inside PostgreSQL's limit.
+_UPDATE_BATCH = 500
+
+
+def _field(name: str) -> models.Field[Any, Any]:
+    field = StepRun._meta.get_field(name)
+    assert isinstance(field, models.Field)
+    return field
+
+
+def _update_group(names: tuple[str, ...], group: Sequence[UnitUpdate]) -> int:
+    columns = ["id", "expect_status", "expect_attempts", "expect_result", *names]
+    casts = {name: _field(name).cast_db_type(connection) for name in names}
+    assignments = ", ".join(f"{name} = CAST(v.{name} AS {casts[name]})" for name in names)
+    row_marks = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    params: list[Any] = []
+    for u in group:
+        params += [u.row_id, u.expect_status, u.expect_attempts, u.expect_result]
+        params += [adapt(StepRun, name, u.fields[name]) for name in names]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {UNIT_TABLE} AS u SET {assignments} "  # noqa: S608 - names come from the model
+            f"FROM (VALUES {', '.join([row_marks] * len(group))}) AS v({', '.join(columns)}) "
+            "WHERE u.id = v.id AND u.status = v.expect_status "
+            "AND u.attempts = v.expect_attempts AND (u.result IS NOT NULL) = v.expect_result",
+            params,
         )
         return int(cursor.rowcount)
 
@@ -188,6 +254,41 @@ def has_recorded_results(run_id: int) -> bool:
             [run_id],
         )
         return cursor.fetchone() is not None
+
+
+def record_finished_attempt(*, unit_id: int, attempt: int, result: dict[str, Any],
+                            attempt_group: int, worker: str, idempotency_key: str,
+                            started_at: datetime, outcome: str, finished_at: datetime,
+                            duration_ms: float, error: dict[str, Any] | None) -> bool:  # fmt: skip
+    """Write a finished attempt's result on its unit (fenced by the attempt number) and
+    its Attempt row, atomically; False, writing nothing, when the attempt was fenced.
+
+    On PostgreSQL one statement in autocommit does both (a CTE), so a worker that leaves
+    its result for the run's lock holder pays one round trip for it.
+    """
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            if not record_result(unit_id, attempt=attempt, result=result):
+                return False
+            insert_finished_attempt(
+                unit_id=unit_id, number=attempt, attempt_group=attempt_group, worker=worker,
+                idempotency_key=idempotency_key, started_at=started_at, outcome=outcome,
+                finished_at=finished_at, duration_ms=duration_ms, error=error,
+            )  # fmt: skip
+            return True
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH recorded AS (UPDATE {UNIT_TABLE} SET result = %s WHERE id = %s "  # noqa: S608
+            "AND status = 'running' AND attempts = %s AND result IS NULL RETURNING id) "
+            f"INSERT INTO {ATTEMPT_TABLE} (unit_id, number, attempt_group, outcome, worker, "
+            "idempotency_key, started_at, finished_at, duration_ms, error) "
+            "SELECT id, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM recorded",
+            [adapt(StepRun, "result", result), unit_id, attempt,
+             attempt, attempt_group, outcome, worker, idempotency_key,
+             adapt(Attempt, "started_at", started_at), adapt(Attempt, "finished_at", finished_at),
+             duration_ms, adapt(Attempt, "error", error)],
+        )  # fmt: skip
+        return bool(cursor.rowcount == 1)
 
 
 def record_result(unit_id: int, *, attempt: int, result: dict[str, Any]) -> bool:

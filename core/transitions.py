@@ -33,7 +33,14 @@ from core.engine.state import (
     UnitKey,
     UnitStatus,
 )
-from core.fast_sql import decode_json, has_recorded_results, lock_run, select_units, update_unit
+from core.fast_sql import (
+    UnitUpdate,
+    decode_json,
+    has_recorded_results,
+    lock_run,
+    select_units,
+    update_units,
+)
 from core.models import Run, StepRun
 from integrations.registry import load_actions
 
@@ -192,6 +199,7 @@ def persist(
     audit events to record (the caller records them in one batch)."""
     now = timezone.now()
     messages: dict[UnitKey, Message] = {}
+    updates: list[UnitUpdate] = []
     for key in sorted(decision.changed):
         after = decision.state.units[key]
         row = loaded[key]
@@ -201,15 +209,10 @@ def persist(
         if after.status == UnitStatus.QUEUED and fields.get("status"):
             fields["dispatch_token"] = row.dispatch_token + 1
             messages[key] = (row.id, row.dispatch_token + 1)
-        updated = update_unit(
-            row.id,
-            expect_status=row.status,
-            expect_attempts=row.attempts,
-            expect_result=row.result is not None,
-            fields=fields,
-        )
-        if updated != 1:
-            raise ConcurrentChange(f"unit {key} of run {run.pk} changed concurrently")
+        updates.append(UnitUpdate(row.id, row.status, row.attempts, row.result is not None, fields))
+    if update_units(updates) != len(updates):
+        # Rolled back with the whole transition, which apply_event then retries.
+        raise ConcurrentChange(f"a unit of run {run.pk} changed concurrently")
     if decision.created:
         rows = []
         for key in sorted(decision.created):

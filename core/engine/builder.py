@@ -28,6 +28,14 @@ class Builder:
         self.commands: list[Execute] = []
         self.facts: list[Fact] = []
         self._last_order: int | None = None
+        # The `steps` mapping templates see, built once per decision and renewed (never
+        # changed in place: a template may hand it on) when a step's own unit changes.
+        self._steps_view: dict[str, dict[str, Any]] | None = None
+        self._stale_steps: set[str] = set()
+        # How many steps have failed, kept current by update() (asked once per ready step).
+        self._failed_steps = sum(
+            1 for k, u in self.units.items() if k.is_step and u.status == UnitStatus.FAILED
+        )
 
     @property
     def state(self) -> RunState:
@@ -37,10 +45,16 @@ class Builder:
         return self.units[key]
 
     def update(self, key: UnitKey, **fields: Any) -> Unit:
-        unit = replace(self.units[key], **fields)
+        before = self.units[key]
+        unit = replace(before, **fields)
         self.units[key] = unit
         if key not in self.created:
             self.changed.add(key)
+        if key.is_step:
+            self._stale_steps.add(key.step)
+            self._failed_steps += (unit.status == UnitStatus.FAILED) - (
+                before.status == UnitStatus.FAILED
+            )
         return unit
 
     def create(self, unit: Unit) -> None:
@@ -69,21 +83,31 @@ class Builder:
         return [u for k, u in self.units.items() if k.phase != COMPENSATE]
 
     def failure_seen(self) -> bool:
-        return any(u.status == UnitStatus.FAILED for k, u in self.units.items() if k.is_step)
+        return self._failed_steps > 0
+
+    def _step_view(self, step_id: str) -> dict[str, Any]:
+        u = self.units[UnitKey(step_id)]
+        return {
+            "status": u.status.value,
+            "outcome": u.reason if u.status == UnitStatus.SKIPPED else u.status.value,
+            "output": resolved(u.output),
+            "error": u.error,
+        }
+
+    def _steps(self) -> dict[str, dict[str, Any]]:
+        if self._steps_view is None:
+            self._steps_view = {step.id: self._step_view(step.id) for step in self.plan.steps}
+        elif self._stale_steps:
+            self._steps_view = self._steps_view | {
+                step_id: self._step_view(step_id) for step_id in self._stale_steps
+            }
+        self._stale_steps.clear()
+        return self._steps_view
 
     def template_context(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        steps = {
-            step.id: {
-                "status": (u := self.units[UnitKey(step.id)]).status.value,
-                "outcome": u.reason if u.status == UnitStatus.SKIPPED else u.status.value,
-                "output": resolved(u.output),
-                "error": u.error,
-            }
-            for step in self.plan.steps
-        }
         context = {
             "inputs": self.original.inputs,
-            "steps": steps,
+            "steps": self._steps(),
             "alert": self.original.context.get("alert"),
             "run": {"id": self.original.run_id, "playbook": self.plan.name},
         }
