@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
 
 # Lets Django's generic classes be subscripted at runtime (ModelAdmin[Model]) for typing.
 django_stubs_ext.monkeypatch()
@@ -20,7 +21,21 @@ def _env_bool(name: str, default: bool = False) -> bool:
 
 def _env_float(name: str, default: float) -> float:
     raw = os.environ.get(name)
-    return float(raw) if raw else default
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+
+
+def _env_int(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name)
+    try:
+        value = int(raw) if raw else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
+    return value
 
 
 def _secret_from_file(name: str) -> str:
@@ -185,6 +200,12 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 BULWARK_LEASE_SECONDS = _env_float("BULWARK_LEASE_SECONDS", 30.0)
 # A queued unit whose message has not been picked up after this long is sent again.
 BULWARK_REDISPATCH_SECONDS = _env_float("BULWARK_REDISPATCH_SECONDS", 15.0)
+# A transition that queues at least this many units of a run sends drain wake-ups
+# (workers claim the run's queued units in turn) instead of one message per unit ...
+BULWARK_DRAIN_THRESHOLD = _env_int("BULWARK_DRAIN_THRESHOLD", 8)
+# ... this many of them (one per unit at most, one per 8 units at least): set it to at
+# least the number of worker threads, so that every thread can take part.
+BULWARK_DRAIN_WAKEUPS = _env_int("BULWARK_DRAIN_WAKEUPS", 16)
 # How often the scheduler looks for due retries, lost messages and expired leases.
 BULWARK_SCHEDULER_TICK_SECONDS = _env_float("BULWARK_SCHEDULER_TICK_SECONDS", 1.0)
 

@@ -3,6 +3,10 @@
 Production sends dramatiq messages (Redis, or dramatiq's in-process broker in standalone
 mode); most tests use the inline dispatcher and drain it themselves. Either way the
 message only wakes a worker: the database row decides whether there is work.
+
+A wake-up names one unit (with its dispatch token), or, for a wide fan-out, a run: a
+"drain" wake-up's worker claims the run's queued units one after another, so a hundred
+queued units cost a few messages instead of a hundred (see core.drain).
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ Message = tuple[int, int]  # (unit id, dispatch token)
 class Dispatcher(Protocol):
     def send(self, messages: Sequence[Message]) -> None: ...
 
+    def send_drain(self, run_id: int, count: int) -> None:
+        """`count` drain wake-ups for run `run_id`."""
+        ...
+
     def backlog(self) -> int:
         """Messages waiting in the queue (not counting those a worker holds)."""
         ...
@@ -30,6 +38,12 @@ class BrokerDispatcher:
 
         for unit_id, token in messages:
             execute_unit.send(unit_id, token)
+
+    def send_drain(self, run_id: int, count: int) -> None:
+        from core.tasks import drain_run
+
+        for _ in range(count):
+            drain_run.send(run_id)
 
     def backlog(self) -> int:
         import dramatiq
@@ -49,22 +63,32 @@ class InlineDispatcher:
     def __init__(self) -> None:
         self.pending: deque[Message] = deque()
         self.sent: list[Message] = []
+        self.pending_drains: deque[int] = deque()
+        self.drains_sent: list[int] = []
 
     def send(self, messages: Sequence[Message]) -> None:
         self.pending.extend(messages)
         self.sent.extend(messages)
 
+    def send_drain(self, run_id: int, count: int) -> None:
+        self.pending_drains.extend([run_id] * count)
+        self.drains_sent.extend([run_id] * count)
+
     def backlog(self) -> int:
-        return len(self.pending)
+        return len(self.pending) + len(self.pending_drains)
 
     def drain(self, limit: int = 10_000) -> int:
-        """Execute pending messages (and what they lead to); returns how many ran."""
+        """Execute pending wake-ups (and what they lead to); returns how many ran."""
+        from core.drain import execute_drain_message
         from core.execution import execute_unit_message
 
         count = 0
-        while self.pending and count < limit:
-            unit_id, token = self.pending.popleft()
-            execute_unit_message(unit_id, token)
+        while (self.pending or self.pending_drains) and count < limit:
+            if self.pending:
+                unit_id, token = self.pending.popleft()
+                execute_unit_message(unit_id, token)
+            else:
+                execute_drain_message(self.pending_drains.popleft())
             count += 1
         return count
 

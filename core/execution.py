@@ -34,7 +34,7 @@ from core.engine.state import ErrorInfo, RunState, Unit, UnitKey, UnitStatus
 from core.fast_sql import insert_finished_attempt, record_finished_attempt, run_version, take_unit
 from core.lease import lease_keeper
 from core.models import Attempt, Run, idempotency_key
-from core.transitions import LoadedUnit, RunBusy, apply_event, plan_for
+from core.transitions import Hook, LoadedUnit, RunBusy, apply_event, plan_for
 from integrations.connections import resolve_connection
 from integrations.context import ActionContext, ConnectionInfo
 from integrations.errors import ActionError
@@ -70,6 +70,8 @@ class Claimed:
     # Claimed eagerly while no other unit of its run was queued or running: its result
     # will most likely find the run's lock free (a sequential chain).
     solo: bool = False
+    # Claimed by a drain wake-up (core.drain): its completion claims the run's next unit.
+    drained: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,13 +80,9 @@ class Outcome:
     error: ErrorInfo | None = None
 
 
-def _take(unit_id: int, token: int, worker: str) -> tuple[int, Unit] | None:
-    """The claim itself: one conditional UPDATE; the attempt is counted here. Returns the
-    run id and the unit as claimed (attempts counted), or None when it was not claimable."""
-    row = take_unit(unit_id, token, worker=worker, lease_seconds=settings.BULWARK_LEASE_SECONDS)
-    if row is None:
-        return None
-    return row["run_id"], Unit(
+def claimed_unit(row: dict[str, Any]) -> Unit:
+    """The unit as a claim statement returned it (attempts already counted)."""
+    return Unit(
         key=UnitKey(row["step_id"], row["item_index"], row["phase"]),
         attempts=row["attempts"],
         attempt_group=row["attempt_group"],
@@ -93,7 +91,16 @@ def _take(unit_id: int, token: int, worker: str) -> tuple[int, Unit] | None:
     )
 
 
-def _start_attempt(
+def _take(unit_id: int, token: int, worker: str) -> tuple[int, Unit] | None:
+    """The claim itself: one conditional UPDATE; the attempt is counted here. Returns the
+    run id and the unit as claimed (attempts counted), or None when it was not claimable."""
+    row = take_unit(unit_id, token, worker=worker, lease_seconds=settings.BULWARK_LEASE_SECONDS)
+    if row is None:
+        return None
+    return row["run_id"], claimed_unit(row)
+
+
+def start_attempt(
     *,
     run_id: int,
     unit_id: int,
@@ -102,6 +109,7 @@ def _start_attempt(
     plan: RunPlan,
     worker: str,
     solo: bool = False,
+    drained: bool = False,
 ) -> Claimed:
     """The claimed attempt, as the worker will run it. Its Attempt row and audit event are
     written when it ends (or when the scheduler finds it lost), so a claim is one UPDATE
@@ -124,6 +132,7 @@ def _start_attempt(
         started_at=timezone.now(),
         worker=worker,
         solo=solo,
+        drained=drained,
     )
 
 
@@ -133,6 +142,12 @@ def pinned_version(run_id: int) -> tuple[int, str]:
     return run_version(run_id)
 
 
+def pinned_plan(run_id: int) -> RunPlan:
+    """The engine plan of the run's pinned version (cached: versions never change)."""
+    version_id, content_hash = pinned_version(run_id)
+    return plan_for(Run(pk=run_id, version_id=version_id), content_hash)
+
+
 def claim_unit(unit_id: int, token: int, *, worker: str) -> Claimed | None:
     """Claim a queued unit from a message; None if not claimable. The claim is a single
     statement, so it needs no transaction of its own (two round trips fewer)."""
@@ -140,11 +155,9 @@ def claim_unit(unit_id: int, token: int, *, worker: str) -> Claimed | None:
     if taken is None:
         return None
     run_id, unit = taken
-    version_id, content_hash = pinned_version(run_id)
-    run = Run(pk=run_id, version_id=version_id)
-    return _start_attempt(
+    return start_attempt(
         run_id=run_id, unit_id=unit_id, unit=unit, attempt=unit.attempts,
-        plan=plan_for(run, content_hash), worker=worker,
+        plan=pinned_plan(run_id), worker=worker,
     )  # fmt: skip
 
 
@@ -213,7 +226,7 @@ def run_claimed(claimed: Claimed) -> Outcome:
     return Outcome(output=output)
 
 
-def _attempt_result(claimed: Claimed, outcome: Outcome, finished: datetime) -> AttemptResult:
+def attempt_result(claimed: Claimed, outcome: Outcome, finished: datetime) -> AttemptResult:
     return AttemptResult(
         attempt=claimed.attempt,
         worker=claimed.worker,
@@ -226,7 +239,7 @@ def _attempt_result(claimed: Claimed, outcome: Outcome, finished: datetime) -> A
     )
 
 
-def _attempt_row(claimed: Claimed, result: AttemptResult, finished: datetime) -> dict[str, Any]:
+def attempt_row(claimed: Claimed, result: AttemptResult, finished: datetime) -> dict[str, Any]:
     return {
         "attempt_group": claimed.attempt_group,
         "worker": claimed.worker,
@@ -237,6 +250,34 @@ def _attempt_row(claimed: Claimed, result: AttemptResult, finished: datetime) ->
         "duration_ms": result.duration_ms,
         "error": result.error,
     }
+
+
+def eager_take(worker: str, into: list[Claimed], *, enabled: bool = True) -> Hook:
+    """A before-commit hook that claims the first unit the transition queued for this
+    worker (eager dispatch) and leaves the rest to the dispatcher; one claim at most."""
+
+    def take_next(
+        run: Run, plan: RunPlan, decision: Decision, messages: dict[UnitKey, Message]
+    ) -> tuple[list[Message], list[NewEvent]]:
+        remaining = list(messages.items())
+        if not enabled or not remaining or into:
+            return [m for _, m in remaining], []
+        (_, (unit_id, token)), rest = remaining[0], remaining[1:]
+        taken = _take(unit_id, token, worker)
+        if taken is None:
+            return [m for _, m in remaining], []
+        unit = taken[1]
+        active = sum(
+            1 for u in decision.state.units.values()
+            if u.status in (UnitStatus.QUEUED, UnitStatus.RUNNING)
+        )  # fmt: skip
+        into.append(
+            start_attempt(run_id=run.pk, unit_id=unit_id, unit=unit, attempt=unit.attempts,
+                           plan=plan, worker=worker, solo=active == 1)
+        )  # fmt: skip
+        return [m for _, m in rest], []
+
+    return take_next
 
 
 def complete(
@@ -252,8 +293,8 @@ def complete(
     holder's, after its COMMIT.
     """
     finished = timezone.now()
-    result = _attempt_result(claimed, outcome, finished)
-    row = _attempt_row(claimed, result, finished)
+    result = attempt_result(claimed, outcome, finished)
+    row = attempt_row(claimed, result, finished)
     next_claim: list[Claimed] = []
 
     def still_ours(state: RunState, loaded: dict[UnitKey, LoadedUnit]) -> bool:
@@ -265,26 +306,7 @@ def complete(
             and unit.result is None
         )
 
-    def take_next(
-        run: Run, plan: RunPlan, decision: Decision, messages: dict[UnitKey, Message]
-    ) -> tuple[list[Message], list[NewEvent]]:
-        remaining = list(messages.items())
-        if not eager or not remaining or next_claim:
-            return [m for _, m in remaining], []
-        (_, (unit_id, token)), rest = remaining[0], remaining[1:]
-        taken = _take(unit_id, token, worker)
-        if taken is None:
-            return [m for _, m in remaining], []
-        unit = taken[1]
-        active = sum(
-            1 for u in decision.state.units.values()
-            if u.status in (UnitStatus.QUEUED, UnitStatus.RUNNING)
-        )  # fmt: skip
-        next_claim.append(
-            _start_attempt(run_id=run.pk, unit_id=unit_id, unit=unit, attempt=unit.attempts,
-                           plan=plan, worker=worker, solo=active == 1)
-        )  # fmt: skip
-        return [m for _, m in rest], []
+    take_next = eager_take(worker, next_claim, enabled=eager)
 
     def finish_and_take_next(
         run: Run, plan: RunPlan, decision: Decision, messages: dict[UnitKey, Message]
@@ -303,14 +325,14 @@ def complete(
             pass  # someone else holds the run after all: leave the result for them
         else:
             if decision is None:
-                _reject_zombie(claimed, outcome, worker)
+                reject_zombie(claimed, outcome, worker)
                 return None
             return next_claim[0] if next_claim else None
     recorded = record_finished_attempt(
         unit_id=claimed.unit_id, attempt=claimed.attempt, result=result.as_json(), **row
     )
     if not recorded:
-        _reject_zombie(claimed, outcome, worker)
+        reject_zombie(claimed, outcome, worker)
         return None
     try:  # apply it now if the run is free; otherwise its holder will, after COMMIT
         apply_event(claimed.run_id, Nudge(), actor=worker, before_commit=take_next,
@@ -320,7 +342,7 @@ def complete(
     return next_claim[0] if next_claim else None
 
 
-def _reject_zombie(claimed: Claimed, outcome: Outcome, worker: str) -> None:
+def reject_zombie(claimed: Claimed, outcome: Outcome, worker: str) -> None:
     log.warning(
         "unit %s attempt %s finished after losing its lease; result not recorded",
         claimed.unit_id,

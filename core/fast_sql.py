@@ -300,3 +300,82 @@ def record_result(unit_id: int, *, attempt: int, result: dict[str, Any]) -> bool
             [adapt(StepRun, "result", result), unit_id, attempt],
         )
         return bool(cursor.rowcount)
+
+
+DRAINED_COLUMNS = ("id", *CLAIMED_COLUMNS)
+
+
+def _claim_next_sql(lease_seconds: float) -> tuple[str, list[Any]]:
+    """UPDATE … RETURNING that claims the run's lowest queued unit, whatever its dispatch
+    token (a drain wake-up stands for every unit queued with it); `run_id` and the worker
+    are the first two parameters. SKIP LOCKED lets concurrent drainers pass each other."""
+    lease_sql, lease_params = db_now_plus(lease_seconds)
+    now_sql, now_params = db_now_plus(0)
+    skip = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    sql = (
+        f"UPDATE {UNIT_TABLE} SET status = 'running', attempts = attempts + 1, lease_owner = %s, "  # noqa: S608
+        f"lease_expires_at = {lease_sql}, started_at = COALESCE(started_at, {now_sql}), "
+        f"attempt_started_at = {now_sql}, result = NULL "
+        f"WHERE id = (SELECT id FROM {UNIT_TABLE} WHERE run_id = %s AND status = 'queued' "
+        f"ORDER BY id LIMIT 1{skip}) AND status = 'queued' "
+        f"RETURNING {', '.join(DRAINED_COLUMNS)}"
+    )
+    return sql, [*lease_params, *now_params, *now_params]
+
+
+def _drained(row: Sequence[Any] | None) -> dict[str, Any] | None:
+    if row is None or row[0] is None:
+        return None
+    values = dict(zip(DRAINED_COLUMNS, row, strict=True))
+    values["inputs"] = decode_json(values["inputs"])
+    return values
+
+
+def take_queued_unit(run_id: int, *, worker: str, lease_seconds: float) -> dict[str, Any] | None:
+    """Claim the lowest queued unit of the run (a drain wake-up); None when none is left."""
+    sql, params = _claim_next_sql(lease_seconds)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [worker, *params, run_id])
+        return _drained(cursor.fetchone())
+
+
+def record_and_take_next(*, unit_id: int, attempt: int, result: dict[str, Any], run_id: int,
+                         lease_seconds: float, attempt_group: int, worker: str,
+                         idempotency_key: str, started_at: datetime, outcome: str,
+                         finished_at: datetime, duration_ms: float,
+                         error: dict[str, Any] | None) -> tuple[bool, dict[str, Any] | None]:  # fmt: skip
+    """A drainer's step: record the finished attempt (as record_finished_attempt does) and
+    claim the run's next queued unit. Returns whether the result was recorded (False: the
+    attempt was fenced) and the claimed unit, if any.
+
+    On PostgreSQL this is one statement: the two UPDATEs touch different rows (one running,
+    one queued), and the attempt row is only inserted when the fenced UPDATE matched.
+    """
+    finished: dict[str, Any] = dict(attempt_group=attempt_group, worker=worker, idempotency_key=idempotency_key,
+                    started_at=started_at, outcome=outcome, finished_at=finished_at,
+                    duration_ms=duration_ms, error=error)  # fmt: skip
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            recorded = record_finished_attempt(
+                unit_id=unit_id, attempt=attempt, result=result, **finished
+            )
+            return recorded, take_queued_unit(run_id, worker=worker, lease_seconds=lease_seconds)
+    claim_sql, claim_params = _claim_next_sql(lease_seconds)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH recorded AS (UPDATE {UNIT_TABLE} SET result = %s WHERE id = %s "  # noqa: S608
+            "AND status = 'running' AND attempts = %s AND result IS NULL RETURNING id), "
+            f"attempt_row AS (INSERT INTO {ATTEMPT_TABLE} (unit_id, number, attempt_group, "
+            "outcome, worker, idempotency_key, started_at, finished_at, duration_ms, error) "
+            "SELECT id, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM recorded), "
+            f"claimed AS ({claim_sql}) "
+            f"SELECT {', '.join(f'c.{name}' for name in DRAINED_COLUMNS)}, "
+            "(SELECT count(*) FROM recorded) FROM (SELECT 1) AS one LEFT JOIN claimed c ON true",
+            [adapt(StepRun, "result", result), unit_id, attempt,
+             attempt, attempt_group, outcome, worker, idempotency_key,
+             adapt(Attempt, "started_at", started_at), adapt(Attempt, "finished_at", finished_at),
+             duration_ms, adapt(Attempt, "error", error),
+             worker, *claim_params, run_id],
+        )  # fmt: skip
+        row = cursor.fetchone()
+    return bool(row[-1]), _drained(row[:-1])

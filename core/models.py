@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 from core.engine.state import TERMINAL_RUN, RunStatus, UnitStatus
 
@@ -104,6 +105,10 @@ class StepRun(models.Model):
             models.Index(fields=["status", "next_attempt_at"], name="unit_due_idx"),
             models.Index(fields=["status", "lease_expires_at"], name="unit_lease_idx"),
             models.Index(fields=["status", "queued_at"], name="unit_queued_idx"),
+            # A drainer's claim: the run's queued units in order, however wide the run.
+            models.Index(
+                fields=["run", "id"], name="unit_queued_by_run_idx", condition=Q(status="queued")
+            ),
         ]
 
     def __str__(self) -> str:

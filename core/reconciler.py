@@ -1,7 +1,7 @@
 """The scheduler's periodic sweep: the database, not the broker, says what must happen.
 
 - retries whose time has come are queued;
-- running attempts whose lease expired (or that never got one) are recovered: queued
+- running attempts whose lease expired are recovered: queued
   again, or left `needs_attention` when their attempts are spent or a repeat is unsafe;
 - queued units whose message seems lost (Redis restarted or flushed, a process died
   between COMMIT and send) are sent again — a duplicate is harmless, the claim decides.
@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -25,7 +25,7 @@ from core.engine.events import Decision, Nudge, RetryDue, UnitLost
 from core.engine.plan import RunPlan
 from core.engine.state import RunState, UnitKey, UnitStatus
 from core.models import Attempt, ReconcilerCounter, Run, StepRun
-from core.transitions import LoadedUnit, apply_event
+from core.transitions import LoadedUnit, apply_event, drain_wakeups
 
 log = logging.getLogger(__name__)
 ACTOR = "system:scheduler"
@@ -95,8 +95,8 @@ def _lost_attempt_events(run_id: int, unit_id: int, key: UnitKey, attempts: int)
 def _recover(run_id: int, unit_id: int, key: UnitKey, attempts: int) -> bool:
     def still_expired(state: RunState, loaded: dict[UnitKey, LoadedUnit]) -> bool:
         return StepRun.objects.filter(
-            Q(lease_expires_at__lt=Now()) | Q(lease_expires_at__isnull=True),
             pk=unit_id, status=UnitStatus.RUNNING, attempts=attempts, result__isnull=True,
+            lease_expires_at__lt=Now(),
         ).exists()  # fmt: skip
 
     def mark_lost(
@@ -111,9 +111,13 @@ def _recover(run_id: int, unit_id: int, key: UnitKey, attempts: int) -> bool:
 
 
 def recover_expired_leases(result: SweepResult) -> None:
-    """Attempts whose lease ran out (or never began) with no result: their worker is gone."""
-    expired = StepRun.objects.filter(status=UnitStatus.RUNNING, result__isnull=True).filter(
-        Q(lease_expires_at__lt=Now()) | Q(lease_expires_at__isnull=True)
+    """Attempts whose lease ran out with no result: their worker is gone.
+
+    Every claim sets the lease in the same statement, so a running unit without one is not
+    an attempt at all but a `for_each` step waiting for its items: never "recovered".
+    """
+    expired = StepRun.objects.filter(
+        status=UnitStatus.RUNNING, result__isnull=True, lease_expires_at__lt=Now()
     )
     rows = expired.values_list("id", "run_id", "step_id", "item_index", "phase", "attempts")
     for unit_id, run_id, step_id, item, phase, attempts in rows[:BATCH]:
@@ -150,7 +154,7 @@ def redispatch_lost_messages(result: SweepResult) -> None:
     cutoff = timezone.now() - timedelta(seconds=settings.BULWARK_REDISPATCH_SECONDS)
     stale = list(
         StepRun.objects.filter(status=UnitStatus.QUEUED, queued_at__lt=cutoff).values_list(
-            "id", "dispatch_token"
+            "id", "dispatch_token", "run_id"
         )[:BATCH]
     )
     if not stale:
@@ -165,16 +169,22 @@ def redispatch_lost_messages(result: SweepResult) -> None:
             waiting,
         )
         return
-    resent = []
-    for unit_id, token in stale:
+    by_run: dict[int, list[Message]] = {}
+    for unit_id, token, run_id in stale:
         # Move queued_at so the same unit is re-sent at most once per interval.
         if StepRun.objects.filter(
             pk=unit_id, status=UnitStatus.QUEUED, dispatch_token=token
         ).update(queued_at=timezone.now()):
-            resent.append((unit_id, token))
-    get_dispatcher().send(resent)
-    result.redispatched += len(resent)
-    log.info("re-sent %d queued units whose messages looked lost", len(resent))
+            by_run.setdefault(run_id, []).append((unit_id, token))
+    for run_id, messages in by_run.items():
+        # As when they were queued: a wide fan-out gets drain wake-ups, not a message each.
+        if len(messages) >= settings.BULWARK_DRAIN_THRESHOLD:
+            get_dispatcher().send_drain(run_id, drain_wakeups(len(messages)))
+        else:
+            get_dispatcher().send(messages)
+        result.redispatched += len(messages)
+    if by_run:
+        log.info("re-sent %d queued units whose messages looked lost", result.redispatched)
 
 
 def sweep() -> SweepResult:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dramatiq
 
 from core.broker import QUEUE
+from core.drain import execute_drain_message
 from core.execution import execute_unit_message
 
 
@@ -12,3 +13,9 @@ from core.execution import execute_unit_message
 def execute_unit(unit_id: int, token: int) -> None:
     """Claim and run unit `unit_id` if it is still queued under `token`."""
     execute_unit_message(unit_id, token)
+
+
+@dramatiq.actor(actor_name="bulwark.drain_run", queue_name=QUEUE)
+def drain_run(run_id: int) -> None:
+    """Claim and run queued units of run `run_id` until none is left."""
+    execute_drain_message(run_id)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -236,8 +237,21 @@ def persist(
     return messages, _audit_events(run, decision.facts, actor)
 
 
-def dispatch_on_commit(messages: list[Message]) -> None:
-    if messages:
+def drain_wakeups(queued: int) -> int:
+    """How many drain wake-ups a transition that queued `queued` units sends: enough for
+    every worker thread to join in (BULWARK_DRAIN_WAKEUPS), one per unit at most."""
+    return min(queued, max(settings.BULWARK_DRAIN_WAKEUPS, -(-queued // 8)))
+
+
+def dispatch_on_commit(run_id: int, messages: list[Message]) -> None:
+    """After COMMIT, wake workers for the units this transaction queued: a message each,
+    or, for a wide fan-out, drain wake-ups for the run (core.drain)."""
+    if not messages:
+        return
+    if len(messages) >= settings.BULWARK_DRAIN_THRESHOLD:
+        count = drain_wakeups(len(messages))
+        transaction.on_commit(lambda: get_dispatcher().send_drain(run_id, count))
+    else:
         transaction.on_commit(lambda: get_dispatcher().send(messages))
 
 
@@ -321,7 +335,7 @@ def apply_event(
                 all_events = [*(extra_events or []), *attempts, *facts, *later]
                 if all_events:
                     record_events(all_events)
-                dispatch_on_commit(to_send)
+                dispatch_on_commit(run_id, to_send)
                 # Only a worker holding (or able to claim) one of this run's units can have
                 # recorded a result while this transaction held the lock; the units this
                 # transaction queued cannot have been claimed before its COMMIT.

@@ -91,6 +91,9 @@ def _action_of(b: Builder, key: UnitKey) -> str | None:
 def _on_lost(b: Builder, event: UnitLost) -> None:
     unit = b.unit(event.key)
     _require(unit, UnitStatus.RUNNING, event)
+    if event.key == UnitKey(event.key.step) and b.plan.step(event.key.step).is_fan_out:
+        # A running for_each step is waiting for its items; it has no attempt to lose.
+        raise EngineError(f"UnitLost for {event.key}, a for_each step, which runs no action")
     action = _action_of(b, event.key)
     if unit.attempts >= unit.max_attempts:
         error = {

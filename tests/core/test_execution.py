@@ -334,3 +334,18 @@ def test_one_failing_run_does_not_stop_the_scheduler_sweeping_the_others(
     result = sweep()
     assert result.errors
     assert result.redispatched == 1  # the sweep went on to the healthy run
+
+
+def test_a_running_for_each_step_is_never_taken_for_a_lost_attempt(
+    inline_dispatch: InlineDispatcher,
+) -> None:
+    fan = {"id": "fan", "action": "http.request", "for_each": "{{ [1, 2] }}",
+           "with": {"method": "GET", "url": "http://example.invalid/{{ item }}"}}  # fmt: skip
+    run = start(definition(fan))
+    parent = StepRun.objects.get(run=run, step_id="fan", item_index=-1)
+    assert (parent.status, parent.lease_expires_at) == ("running", None)  # waits for its items
+    swept = sweep()
+    assert (swept.leases_recovered, swept.errors) == (0, [])
+    parent.refresh_from_db()
+    assert (parent.status, parent.attempts) == ("running", 0)
+    assert not Attempt.objects.filter(unit=parent).exists()

@@ -88,7 +88,8 @@ def test_a_worker_killed_mid_step_does_not_stop_the_run_and_the_effect_has_one_k
 
 
 def test_flushing_redis_mid_run_loses_no_run(processes: Processes) -> None:
-    fan = {"id": "fan", "action": "util.echo", "needs": ["nap"], "for_each": "{{ range(6) | list }}",
+    # Twelve items: each fan-out goes out as drain wake-ups, which the flush loses too.
+    fan = {"id": "fan", "action": "util.echo", "needs": ["nap"], "for_each": "{{ range(12) | list }}",
            "with": {"message": "{{ item }}"}}  # fmt: skip
     version = published_version(
         definition(
@@ -113,6 +114,28 @@ def test_flushing_redis_mid_run_loses_no_run(processes: Processes) -> None:
         f"\n12 runs finished {time.monotonic() - started:.1f}s after start with Redis flushed 3 times "
         f"({took:.1f}s of waiting)"
     )
+
+
+def test_a_wide_fan_out_drained_by_every_worker_thread_runs_each_item_once(
+    processes: Processes, peer: Peer
+) -> None:
+    create_connection(integration="http", name="local-peer", base_url=peer.url, credentials={},
+                      allow_private_network=True, actor="system:test")  # fmt: skip
+    post = {"id": "effect", "action": "http.request", "connection": "local-peer",
+            "for_each": "{{ range(40) | list }}",
+            "with": {"method": "POST", "url": "/effect", "json": {"item": "{{ item }}"}}}  # fmt: skip
+    version = published_version(definition(post, echo("join", "effect"), name="wide-effect"))
+    run = start_run(playbook=version.playbook, actor="system:test")
+    took = wait_for(lambda: _status(run) == "succeeded", 60,
+                    "the wide run to succeed\n" + processes.log_text())  # fmt: skip
+    assert len(peer.requests) == 40
+    assert len(peer.applied) == 40  # forty distinct idempotency keys, each sent once
+    items = StepRun.objects.filter(run=run, step_id="effect", item_index__gte=0)
+    assert sorted(items.values_list("attempts", flat=True)) == [1] * 40
+    assert Attempt.objects.filter(unit__run=run).count() == 40 + 1  # the items and the join
+    workers = {a.worker for a in Attempt.objects.filter(unit__in=items)}
+    print(f"\n40 items on {len(workers)} worker threads in {took:.2f}s")
+    assert len(workers) > 1
 
 
 def test_a_message_delivered_twice_executes_once(processes: Processes, peer: Peer) -> None:

@@ -412,3 +412,13 @@ def test_after_an_operator_retry_the_backoff_starts_again_from_the_first_delay()
     sim.claim(UnitKey("a"))
     sim.apply(UnitFailed(UnitKey("a"), ErrorInfo("x", kind="transient", retryable=True)))
     assert sim.state.units[UnitKey("a")].next_attempt_at == pytest.approx(sim.now + 1)
+
+
+def test_a_for_each_step_waiting_for_its_items_cannot_be_lost() -> None:
+    definition = steps(
+        {"id": "fan", "action": "util.echo", "for_each": "{{ [1, 2] }}", "with": {"message": 1}}
+    )
+    sim = Rehearsal.of(definition).start()
+    assert sim.status("fan") == UnitStatus.RUNNING
+    with pytest.raises(EngineError, match="a for_each step, which runs no action"):
+        sim.apply(UnitLost(UnitKey("fan")))
