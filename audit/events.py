@@ -21,6 +21,7 @@ from django.utils.duration import duration_iso_string
 from audit.hashing import ZERO_HASH, canonical_json
 from audit.models import AuditEvent, AuditStreamHead
 from audit.redaction import redact
+from common.prepared import hot_cursor
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,27 @@ def record_events(events: Sequence[NewEvent]) -> list[AuditEvent]:
             "so the audit trail commits or rolls back with the change it records"
         )
     rows = [_row(event) for event in events]
-    heads = _lock_heads(sorted({row.stream for row in rows}))
+    streams = sorted({row.stream for row in rows})
     now = timezone.now()
+    if connection.vendor == "postgresql" and len(streams) == 1:
+        known = _known_heads.get(streams[0])
+        if known is not None and _append_at_known_head(rows, streams[0], known, now):
+            return rows
+    heads = _chain(rows, _lock_heads(streams), now)
+    _insert(rows)
+    with hot_cursor() as cursor:
+        for stream, (seq, digest) in heads.items():
+            update = f"UPDATE {HEADS} SET seq = %s, hash = %s WHERE stream = %s"  # noqa: S608
+            cursor.execute(update, [seq, digest, stream])
+    _remember(heads)
+    return rows
+
+
+def _chain(
+    rows: list[AuditEvent], heads: dict[str, tuple[int, str]], now: datetime
+) -> dict[str, tuple[int, str]]:
+    """Give each row its place in its stream's chain after `heads`; returns the new heads."""
+    heads = dict(heads)
     for row in rows:
         seq, prev = heads[row.stream]
         row.seq = seq + 1
@@ -59,12 +79,43 @@ def record_events(events: Sequence[NewEvent]) -> list[AuditEvent]:
         row.prev_hash = prev
         row.hash = row.compute_hash()
         heads[row.stream] = (row.seq, row.hash)
-    _insert(rows)
-    with connection.cursor() as cursor:
-        for stream, (seq, digest) in heads.items():
-            update = f"UPDATE {HEADS} SET seq = %s, hash = %s WHERE stream = %s"  # noqa: S608
-            cursor.execute(update, [seq, digest, stream])
-    return rows
+    return heads
+
+
+# The head each stream had when this process last appended to it. A run's transitions
+# mostly follow each other in one process, so its next events can go as one statement
+# that moves the head only if it is still there (compare-and-set) and inserts the rows
+# only if it moved: three round trips become one. When another process appended
+# meanwhile (or a transaction that appended rolled back), nothing is written, and the
+# locking path below runs instead.
+_known_heads: dict[str, tuple[int, str]] = {}
+_KNOWN_HEADS_MAX = 10_000
+
+
+def _remember(heads: dict[str, tuple[int, str]]) -> None:
+    if len(_known_heads) > _KNOWN_HEADS_MAX:
+        _known_heads.clear()
+    _known_heads.update(heads)
+
+
+def _append_at_known_head(
+    rows: list[AuditEvent], stream: str, known: tuple[int, str], now: datetime
+) -> bool:
+    """Append `rows` (all of `stream`) if its head is still `known`; False if it moved."""
+    heads = _chain(rows, {stream: known}, now)
+    seq, digest = heads[stream]
+    columns = [[_as_text(row, name) for row in rows] for name in EVENT_COLUMNS]
+    with hot_cursor() as cursor:
+        cursor.execute(_CAS_INSERT, [seq, digest, stream, known[0], known[1], *columns])
+        ids = {(s, n): pk for pk, s, n in cursor.fetchall()}
+    if not ids:
+        _known_heads.pop(stream, None)
+        return False
+    for row in rows:
+        row.pk = ids[(row.stream, row.seq)]
+        row._state.adding = False
+    _remember(heads)
+    return True
 
 
 def record_event(
@@ -110,7 +161,7 @@ def _lock_heads(streams: list[str]) -> dict[str, tuple[int, str]]:
     if missing:
         # A new stream: create its head, tolerating a concurrent writer creating it first
         # (the insert then waits for that writer's commit), and lock it.
-        with connection.cursor() as cursor:
+        with hot_cursor() as cursor:
             for stream in missing:
                 cursor.execute(
                     f"INSERT INTO {HEADS} (stream, seq, hash) VALUES (%s, 0, %s) ON CONFLICT (stream) DO NOTHING",  # noqa: S608
@@ -121,13 +172,15 @@ def _lock_heads(streams: list[str]) -> dict[str, tuple[int, str]]:
 
 
 def _select_for_update(streams: list[str]) -> dict[str, tuple[int, str]]:
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    marks = ", ".join(["%s"] * len(streams))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT stream, seq, hash FROM {HEADS} WHERE stream IN ({marks}) ORDER BY stream{lock}",  # noqa: S608
-            streams,
-        )
+    if connection.vendor == "postgresql":  # one array parameter: a fixed, prepared text
+        query = f"SELECT stream, seq, hash FROM {HEADS} WHERE stream = ANY(%s::text[]) ORDER BY stream FOR UPDATE"  # noqa: S608
+        params: list[Any] = [streams]
+    else:
+        marks = ", ".join(["%s"] * len(streams))
+        query = f"SELECT stream, seq, hash FROM {HEADS} WHERE stream IN ({marks}) ORDER BY stream"  # noqa: S608
+        params = streams
+    with hot_cursor() as cursor:
+        cursor.execute(query, params)
         return {stream: (seq, digest) for stream, seq, digest in cursor.fetchall()}
 
 
@@ -172,6 +225,17 @@ _UNNEST_INSERT = (
 )
 
 
+_CAS_INSERT = (
+    f"WITH head AS (UPDATE {HEADS} SET seq = %s, hash = %s "  # noqa: S608 - fixed names
+    "WHERE stream = %s AND seq = %s AND hash = %s RETURNING stream) "
+    f"INSERT INTO {EVENTS} ({', '.join(EVENT_COLUMNS)}) "
+    f"SELECT {', '.join(f'CAST(t.{c} AS {_UNNEST_CASTS[c]})' if c in _UNNEST_CASTS else f't.{c}' for c in EVENT_COLUMNS)} "
+    f"FROM unnest({', '.join(['%s::text[]'] * len(EVENT_COLUMNS))}) "
+    f"WITH ORDINALITY AS t({', '.join(EVENT_COLUMNS)}, ord) WHERE EXISTS (SELECT 1 FROM head) "
+    "ORDER BY t.ord RETURNING id, stream, seq"
+)
+
+
 def _as_text(row: AuditEvent, name: str) -> str | None:
     value = getattr(row, name)
     if value is None:
@@ -185,7 +249,7 @@ def _as_text(row: AuditEvent, name: str) -> str | None:
 
 def _insert_unnest(rows: list[AuditEvent]) -> None:
     columns = [[_as_text(row, name) for row in rows] for name in EVENT_COLUMNS]
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_UNNEST_INSERT, columns)
         ids = {(stream, seq): pk for pk, stream, seq in cursor.fetchall()}
     for row in rows:

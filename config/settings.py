@@ -135,6 +135,10 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Fail fast rather than hang when the database is unreachable (leases depend on it).
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 10
+    # Django's setting (None) would disable prepared statements altogether; this one leaves
+    # implicit preparing off (Django's cursors bind on the client) and lets the engine's
+    # hot statements ask for it (common.prepared).
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 2**31 - 1
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so read-then-write transactions never fail
     # to upgrade their lock; WAL lets readers run beside the one writer.
@@ -206,6 +210,9 @@ BULWARK_DRAIN_THRESHOLD = _env_int("BULWARK_DRAIN_THRESHOLD", 8)
 # ... this many of them (one per unit at most, one per 8 units at least): set it to at
 # least the number of worker threads, so that every thread can take part.
 BULWARK_DRAIN_WAKEUPS = _env_int("BULWARK_DRAIN_WAKEUPS", 16)
+# Prepare the engine's per-step statements on PostgreSQL (common.prepared); turn off
+# behind a pooler in transaction mode that cannot carry prepared statements.
+BULWARK_PREPARED_STATEMENTS = _env_bool("BULWARK_PREPARED_STATEMENTS", True)
 # How often the scheduler looks for due retries, lost messages and expired leases.
 BULWARK_SCHEDULER_TICK_SECONDS = _env_float("BULWARK_SCHEDULER_TICK_SECONDS", 1.0)
 

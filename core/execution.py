@@ -34,7 +34,7 @@ from core.engine.state import ErrorInfo, RunState, Unit, UnitKey, UnitStatus
 from core.fast_sql import insert_finished_attempt, record_finished_attempt, run_version, take_unit
 from core.lease import lease_keeper
 from core.models import Attempt, Run, idempotency_key
-from core.transitions import Hook, LoadedUnit, RunBusy, apply_event, plan_for
+from core.transitions import Hook, LoadedUnit, RunBusy, apply_event, cached_plan, plan_for
 from integrations.connections import resolve_connection
 from integrations.context import ActionContext, ConnectionInfo
 from integrations.errors import ActionError
@@ -145,7 +145,8 @@ def pinned_version(run_id: int) -> tuple[int, str]:
 def pinned_plan(run_id: int) -> RunPlan:
     """The engine plan of the run's pinned version (cached: versions never change)."""
     version_id, content_hash = pinned_version(run_id)
-    return plan_for(Run(pk=run_id, version_id=version_id), content_hash)
+    plan = cached_plan(version_id, content_hash)  # without building a Run, which costs
+    return plan or plan_for(Run(pk=run_id, version_id=version_id), content_hash)
 
 
 def claim_unit(unit_id: int, token: int, *, worker: str) -> Claimed | None:

@@ -18,15 +18,32 @@ from typing import Any
 from django.db import connection, models, transaction
 from django.utils.dateparse import parse_datetime
 
+from common.prepared import hot_cursor
 from core.models import Attempt, Run, StepRun
 
 UNIT_TABLE = StepRun._meta.db_table
 ATTEMPT_TABLE = Attempt._meta.db_table
 
 
+# Field types whose plain Python values (str, int, bool, float, None) go to the driver
+# unchanged: their get_db_prep_save would only hand the value back, at some cost per call.
+_PLAIN_TYPES = frozenset({"CharField", "TextField", "IntegerField", "PositiveIntegerField",
+                          "BigIntegerField", "PositiveBigIntegerField", "BooleanField",
+                          "FloatField", "AutoField", "BigAutoField"})  # fmt: skip
+_PLAIN_VALUES = (str, int, bool, float, type(None))
+_fields: dict[tuple[type[models.Model], str], tuple[Any, bool]] = {}
+
+
 def adapt(model: type[models.Model], name: str, value: Any) -> Any:
     """`value` as the database adapter for `model.name` expects it."""
-    return model._meta.get_field(name).get_db_prep_save(value, connection)  # type: ignore[union-attr]
+    known = _fields.get((model, name))
+    if known is None:
+        field = model._meta.get_field(name)
+        known = _fields[(model, name)] = (field, field.get_internal_type() in _PLAIN_TYPES)
+    field, plain = known
+    if plain and type(value) in _PLAIN_VALUES:
+        return value
+    return field.get_db_prep_save(value, connection)  # type: ignore[union-attr]
 
 
 def decode_json(value: Any) -> Any:
@@ -53,7 +70,7 @@ def select_units(run_id: int, columns: Sequence[str], json_columns: Iterable[str
                  datetime_columns: Iterable[str]) -> list[dict[str, Any]]:  # fmt: skip
     """Every unit row of a run, as dicts like QuerySet.values() gives."""
     json_set, dt_set = set(json_columns), set(datetime_columns)
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(f"SELECT {', '.join(columns)} FROM {UNIT_TABLE} WHERE run_id = %s", [run_id])  # noqa: S608 - fixed column names
         rows = cursor.fetchall()
     out = []
@@ -81,7 +98,7 @@ def update_unit(
     assignments = ", ".join(f"{name} = %s" for name in names)
     params = [adapt(StepRun, name, fields[name]) for name in names]
     result = "IS NOT NULL" if expect_result else "IS NULL"
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(
             f"UPDATE {UNIT_TABLE} SET {assignments} "  # noqa: S608 - names come from the model
             f"WHERE id = %s AND status = %s AND attempts = %s AND result {result}",
@@ -105,9 +122,9 @@ class UnitUpdate:
 def update_units(updates: Sequence[UnitUpdate]) -> int:
     """Apply conditional unit writes; returns how many rows matched.
 
-    On PostgreSQL the writes that set the same columns go as one `UPDATE … FROM (VALUES …)`
-    (a fan-out queues a hundred units in one statement, not a hundred round trips); on
-    SQLite, where there is no concurrency to speak of, one statement a row.
+    On PostgreSQL they go as one `UPDATE … FROM unnest(…)` (a fan-out queues a hundred
+    units in one statement, not a hundred round trips); on SQLite, where there is no
+    concurrency to speak of, one statement a row.
     """
     if connection.vendor != "postgresql":
         return sum(
@@ -115,18 +132,15 @@ def update_units(updates: Sequence[UnitUpdate]) -> int:
                         expect_result=u.expect_result, fields=u.fields)
             for u in updates
         )  # fmt: skip
-    groups: dict[tuple[str, ...], list[UnitUpdate]] = {}
-    for update in updates:
-        groups.setdefault(tuple(sorted(update.fields)), []).append(update)
-    matched = 0
-    for names, group in groups.items():
-        for start in range(0, len(group), _UPDATE_BATCH):
-            matched += _update_group(names, group[start : start + _UPDATE_BATCH])
-    return matched
+    names = tuple(sorted({name for update in updates for name in update.fields}))
+    return sum(
+        _update_rows(names, updates[start : start + _UPDATE_BATCH])
+        for start in range(0, len(updates), _UPDATE_BATCH)
+    )
 
 
-# Rows per statement: keeps each statement's parameter count well inside PostgreSQL's limit.
-_UPDATE_BATCH = 500
+# Rows per statement: bounds a statement's size however wide the fan-out.
+_UPDATE_BATCH = 1000
 
 
 def _field(name: str) -> models.Field[Any, Any]:
@@ -135,19 +149,47 @@ def _field(name: str) -> models.Field[Any, Any]:
     return field
 
 
-def _update_group(names: tuple[str, ...], group: Sequence[UnitUpdate]) -> int:
-    columns = ["id", "expect_status", "expect_attempts", "expect_result", *names]
-    casts = {name: _field(name).cast_db_type(connection) for name in names}
-    assignments = ", ".join(f"{name} = CAST(v.{name} AS {casts[name]})" for name in names)
-    row_marks = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    params: list[Any] = []
-    for u in group:
-        params += [u.row_id, u.expect_status, u.expect_attempts, u.expect_result]
-        params += [adapt(StepRun, name, u.fields[name]) for name in names]
-    with connection.cursor() as cursor:
+def as_text(field: models.Field[Any, Any], value: Any) -> str | None:
+    """`value` as the text PostgreSQL casts back to `field`'s column type."""
+    if value is None:
+        return None
+    if isinstance(field, models.JSONField):
+        return json.dumps(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if type(value) is str else str(value)
+
+
+def _update_rows(names: tuple[str, ...], group: Sequence[UnitUpdate]) -> int:
+    """One UPDATE for all of a transition's unit writes. The rows go as one array per
+    column, so the statement's text depends on the column names only (and is prepared);
+    a bit mask per row says which columns it sets, the others keep their value."""
+    fields = [_field(name) for name in names]
+    assignments = ", ".join(
+        f"{name} = CASE WHEN v.mask & {1 << i} <> 0 "
+        f"THEN CAST(v.{name} AS {field.cast_db_type(connection)}) ELSE u.{name} END"
+        for i, (name, field) in enumerate(zip(names, fields, strict=True))
+    )
+    columns = ["id", "expect_status", "expect_attempts", "expect_result", "mask", *names]
+    arrays = ["%s::bigint[]", "%s::text[]", "%s::bigint[]", "%s::boolean[]", "%s::bigint[]"]
+    arrays += ["%s::text[]"] * len(names)
+    params: list[Any] = [
+        [u.row_id for u in group],
+        [u.expect_status for u in group],
+        [u.expect_attempts for u in group],
+        [u.expect_result for u in group],
+        [sum(1 << i for i, name in enumerate(names) if name in u.fields) for u in group],
+    ]
+    params += [
+        [as_text(field, u.fields.get(name)) for u in group]
+        for name, field in zip(names, fields, strict=True)
+    ]
+    with hot_cursor() as cursor:
         cursor.execute(
             f"UPDATE {UNIT_TABLE} AS u SET {assignments} "  # noqa: S608 - names come from the model
-            f"FROM (VALUES {', '.join([row_marks] * len(group))}) AS v({', '.join(columns)}) "
+            f"FROM unnest({', '.join(arrays)}) AS v({', '.join(columns)}) "
             "WHERE u.id = v.id AND u.status = v.expect_status "
             "AND u.attempts = v.expect_attempts AND (u.result IS NOT NULL) = v.expect_result",
             params,
@@ -168,7 +210,7 @@ def take_unit(
     """
     lease_sql, lease_params = db_now_plus(lease_seconds)
     now_sql, now_params = db_now_plus(0)
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(
             f"UPDATE {UNIT_TABLE} SET status = 'running', attempts = attempts + 1, lease_owner = %s, "  # noqa: S608
             f"lease_expires_at = {lease_sql}, started_at = COALESCE(started_at, {now_sql}), "
@@ -190,7 +232,7 @@ def insert_finished_attempt(*, unit_id: int, number: int, attempt_group: int, wo
                             finished_at: datetime, duration_ms: float,
                             error: dict[str, Any] | None) -> None:  # fmt: skip
     """An attempt's row, written once, when it has ended."""
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {ATTEMPT_TABLE} (unit_id, number, attempt_group, outcome, worker, "  # noqa: S608
             "idempotency_key, started_at, finished_at, duration_ms, error) "
@@ -218,7 +260,7 @@ def lock_run(run_id: int, *, wait: bool) -> tuple[Run, str] | None:
         f"SELECT {columns}, v.content_hash FROM {Run._meta.db_table} r "  # noqa: S608 - fixed names
         f"JOIN {PlaybookVersion._meta.db_table} v ON v.id = r.version_id WHERE r.id = %s{lock}"
     )
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(query, [run_id])
         row = cursor.fetchone()
     if row is None:
@@ -240,7 +282,7 @@ def run_version(run_id: int) -> tuple[int, str]:
         f"SELECT r.version_id, v.content_hash FROM {Run._meta.db_table} r "  # noqa: S608 - fixed names
         f"JOIN {PlaybookVersion._meta.db_table} v ON v.id = r.version_id WHERE r.id = %s"
     )
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(query, [run_id])
         version_id, content_hash = cursor.fetchone()
     return int(version_id), str(content_hash)
@@ -248,12 +290,18 @@ def run_version(run_id: int) -> tuple[int, str]:
 
 def has_recorded_results(run_id: int) -> bool:
     """Whether any unit of the run holds a result not yet applied (cheaper than a load)."""
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(
             f"SELECT 1 FROM {UNIT_TABLE} WHERE run_id = %s AND result IS NOT NULL LIMIT 1",  # noqa: S608
             [run_id],
         )
         return cursor.fetchone() is not None
+
+
+# Typed, because a parameter in a SELECT list has no column to take its type from: number,
+# attempt_group, outcome, worker, idempotency_key, started_at, finished_at, duration_ms, error.
+_ATTEMPT_CASTS = ("%s::integer, %s::integer, %s::text, %s::text, %s::text, %s::timestamptz, "
+                  "%s::timestamptz, %s::double precision, %s::jsonb")  # fmt: skip
 
 
 def record_finished_attempt(*, unit_id: int, attempt: int, result: dict[str, Any],
@@ -276,13 +324,13 @@ def record_finished_attempt(*, unit_id: int, attempt: int, result: dict[str, Any
                 finished_at=finished_at, duration_ms=duration_ms, error=error,
             )  # fmt: skip
             return True
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(
             f"WITH recorded AS (UPDATE {UNIT_TABLE} SET result = %s WHERE id = %s "  # noqa: S608
             "AND status = 'running' AND attempts = %s AND result IS NULL RETURNING id) "
             f"INSERT INTO {ATTEMPT_TABLE} (unit_id, number, attempt_group, outcome, worker, "
             "idempotency_key, started_at, finished_at, duration_ms, error) "
-            "SELECT id, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM recorded",
+            f"SELECT id, {_ATTEMPT_CASTS} FROM recorded",
             [adapt(StepRun, "result", result), unit_id, attempt,
              attempt, attempt_group, outcome, worker, idempotency_key,
              adapt(Attempt, "started_at", started_at), adapt(Attempt, "finished_at", finished_at),
@@ -293,7 +341,7 @@ def record_finished_attempt(*, unit_id: int, attempt: int, result: dict[str, Any
 
 def record_result(unit_id: int, *, attempt: int, result: dict[str, Any]) -> bool:
     """Write a finished attempt's result on its unit, fenced by the attempt number."""
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(
             f"UPDATE {UNIT_TABLE} SET result = %s WHERE id = %s AND status = 'running' "  # noqa: S608
             "AND attempts = %s AND result IS NULL",
@@ -334,7 +382,7 @@ def _drained(row: Sequence[Any] | None) -> dict[str, Any] | None:
 def take_queued_unit(run_id: int, *, worker: str, lease_seconds: float) -> dict[str, Any] | None:
     """Claim the lowest queued unit of the run (a drain wake-up); None when none is left."""
     sql, params = _claim_next_sql(lease_seconds)
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(sql, [worker, *params, run_id])
         return _drained(cursor.fetchone())
 
@@ -361,13 +409,13 @@ def record_and_take_next(*, unit_id: int, attempt: int, result: dict[str, Any], 
             )
             return recorded, take_queued_unit(run_id, worker=worker, lease_seconds=lease_seconds)
     claim_sql, claim_params = _claim_next_sql(lease_seconds)
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(
             f"WITH recorded AS (UPDATE {UNIT_TABLE} SET result = %s WHERE id = %s "  # noqa: S608
             "AND status = 'running' AND attempts = %s AND result IS NULL RETURNING id), "
             f"attempt_row AS (INSERT INTO {ATTEMPT_TABLE} (unit_id, number, attempt_group, "
             "outcome, worker, idempotency_key, started_at, finished_at, duration_ms, error) "
-            "SELECT id, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM recorded), "
+            f"SELECT id, {_ATTEMPT_CASTS} FROM recorded), "
             f"claimed AS ({claim_sql}) "
             f"SELECT {', '.join(f'c.{name}' for name in DRAINED_COLUMNS)}, "
             "(SELECT count(*) FROM recorded) FROM (SELECT 1) AS one LEFT JOIN claimed c ON true",

@@ -65,7 +65,8 @@ class StepRun(models.Model):
     fencing token every completion write must match.
     """
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="units")
+    # Not indexed on its own: the unique constraint below leads with it.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="units", db_index=False)
     step_id = models.CharField(max_length=63)
     item_index = models.IntegerField(default=-1)
     phase = models.CharField(max_length=12, default="main")
@@ -101,11 +102,18 @@ class StepRun(models.Model):
                 fields=["run", "step_id", "item_index", "phase"], name="unit_unique_per_run"
             ),
         ]
+        # Partial indexes, one per sweep of the scheduler and one for drainers: a unit's
+        # row is updated three or four times a step, and each index it enters costs that
+        # write; here a row is only in the index of the state it is in.
         indexes = [
-            models.Index(fields=["status", "next_attempt_at"], name="unit_due_idx"),
-            models.Index(fields=["status", "lease_expires_at"], name="unit_lease_idx"),
-            models.Index(fields=["status", "queued_at"], name="unit_queued_idx"),
-            # A drainer's claim: the run's queued units in order, however wide the run.
+            models.Index(
+                fields=["next_attempt_at"], name="unit_due_idx", condition=Q(status="retry_wait")
+            ),
+            models.Index(
+                fields=["lease_expires_at"], name="unit_lease_idx", condition=Q(status="running")
+            ),
+            # Queued units by run, in order (a drainer's claim); also what the scheduler
+            # scans for units whose message was lost.
             models.Index(
                 fields=["run", "id"], name="unit_queued_by_run_idx", condition=Q(status="queued")
             ),
@@ -134,7 +142,10 @@ class Attempt(models.Model):
         LOST = "lost"
         FENCED = "fenced"
 
-    unit = models.ForeignKey(StepRun, on_delete=models.CASCADE, related_name="attempt_rows")
+    # Not indexed on its own: the unique constraint (unit, number) leads with it.
+    unit = models.ForeignKey(
+        StepRun, on_delete=models.CASCADE, related_name="attempt_rows", db_index=False
+    )
     number = models.PositiveIntegerField()
     attempt_group = models.PositiveIntegerField(default=1)
     outcome = models.CharField(max_length=12, choices=Outcome.choices, default=Outcome.RUNNING)

@@ -83,6 +83,11 @@ def _epoch(value: datetime | None) -> float | None:
 _plans: dict[tuple[int, str], RunPlan] = {}
 
 
+def cached_plan(version_id: int, content_hash: str) -> RunPlan | None:
+    """The plan of a version, if this process has built it already."""
+    return _plans.get((version_id, content_hash))
+
+
 def plan_for(run: Run, content_hash: str | None = None) -> RunPlan:
     """The engine plan of the run's pinned version, cached by the version's id and content
     hash (a version's definition never changes once published; see playbooks.models)."""

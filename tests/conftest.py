@@ -67,11 +67,13 @@ def client_for(user: User | None) -> APIClient:
 def fresh_engine_caches() -> None:
     """Test databases reuse ids after a rollback; production never does. Start each test
     with empty per-process caches keyed by ids."""
+    from audit.events import _known_heads
     from core.execution import pinned_version
     from core.transitions import _plans
 
     pinned_version.cache_clear()
     _plans.clear()
+    _known_heads.clear()
 
 
 @pytest.fixture(autouse=True)

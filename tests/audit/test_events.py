@@ -9,12 +9,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.transaction import TransactionManagementError
 
-from audit.events import NewEvent, record_event, record_events
+from audit.events import NewEvent, _known_heads, record_event, record_events
 from audit.hashing import ZERO_HASH
 from audit.models import AuditEvent, AuditStreamHead
+from audit.verify import verify_chains
 
 
 def _event(stream: str = "run:1", kind: str = "step.succeeded", **extra: Any) -> AuditEvent:
@@ -134,12 +135,43 @@ def test_an_event_without_a_kind_is_refused() -> None:
 
 
 @pytest.mark.django_db
-def test_appending_to_an_existing_stream_takes_three_queries(
+def test_appending_to_a_stream_this_process_did_not_write_last_takes_three_queries(
     django_assert_num_queries: Any,
 ) -> None:
     _event()
+    _known_heads.clear()  # as if another process had appended last
     with django_assert_num_queries(3):  # lock the head, insert the events, move the head
         record_events([NewEvent(stream="run:1", kind="step.started", actor="system")] * 5)
+
+
+@pytest.mark.django_db
+def test_appending_where_this_process_left_the_head_takes_one_query_on_postgresql(
+    django_assert_num_queries: Any,
+) -> None:
+    _event()
+    expected = 1 if connection.vendor == "postgresql" else 3  # move the head and insert, at once
+    with django_assert_num_queries(expected):
+        record_events([NewEvent(stream="run:1", kind="step.started", actor="system")] * 5)
+    assert verify_chains().ok
+
+
+@pytest.mark.django_db
+def test_a_head_moved_by_another_writer_is_found_and_the_chain_stays_whole(
+    django_assert_num_queries: Any,
+) -> None:
+    first = _event()
+    stale = dict(_known_heads)
+    _known_heads.clear()
+    _event(kind="step.started")  # "another process" appends: this one's idea of the head is stale
+    _known_heads.update(stale)
+    expected = (
+        1 + 3 if connection.vendor == "postgresql" else 3
+    )  # a failed compare-and-set, then the lock
+    with django_assert_num_queries(expected):
+        third = _event(kind="step.queued")
+    assert (first.seq, third.seq) == (1, 3)
+    assert AuditEvent.objects.filter(stream="run:1").count() == 3
+    assert verify_chains().ok
 
 
 @pytest.mark.django_db
