@@ -35,11 +35,14 @@ def hot_cursor() -> Iterator[Any]:
 
     connection.ensure_connection()
     connection.validate_no_broken_transaction()
-    raw = psycopg.Cursor(connection.connection)
-    try:
-        yield _Prepared(raw)
-    finally:
-        raw.close()
+    # One psycopg cursor per connection, reused: each use executes and reads its results
+    # before the next begins (connections, and so cursors, belong to one thread).
+    raw = connection.connection
+    cached = getattr(connection, "_bulwark_hot_cursor", None)
+    if cached is None or cached[0] is not raw or cached[1].closed:
+        cached = (raw, psycopg.Cursor(raw))
+        connection._bulwark_hot_cursor = cached  # type: ignore[attr-defined]
+    yield _Prepared(cached[1])
 
 
 class _Prepared:

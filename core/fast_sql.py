@@ -427,3 +427,57 @@ def record_and_take_next(*, unit_id: int, attempt: int, result: dict[str, Any], 
         )  # fmt: skip
         row = cursor.fetchone()
     return bool(row[-1]), _drained(row[:-1])
+
+
+# What a new unit row holds unless told otherwise (the model's defaults, which Django
+# applies in Python, not in the table).
+_NEW_UNIT = {"item_index": -1, "phase": "main", "status": "pending", "attempts": 0,
+             "max_attempts": 1, "attempt_group": 1, "dispatch_token": 0, "lease_owner": ""}  # fmt: skip
+
+
+def insert_units(run_id: int, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, int, str], int]:
+    """Create unit rows of a run (each dict names step_id and any other fields); returns
+    each new row's id by (step_id, item_index, phase). One statement on PostgreSQL, with
+    one array per column, whatever the number of rows."""
+    names = sorted({"step_id", *_NEW_UNIT, *(name for row in rows for name in row)})
+    values = [[row.get(name, _NEW_UNIT.get(name)) for name in names] for row in rows]
+    fields = [_field(name) for name in names]
+    returning = "RETURNING id, step_id, item_index, phase"
+    if connection.vendor == "postgresql":
+        casts = ", ".join(
+            f"CAST(t.{n} AS {f.cast_db_type(connection)})"
+            for n, f in zip(names, fields, strict=True)
+        )
+        sql = (f"INSERT INTO {UNIT_TABLE} (run_id, {', '.join(names)}) "  # noqa: S608 - names come from the model
+               f"SELECT %s, {casts} FROM unnest({', '.join(['%s::text[]'] * len(names))}) "
+               f"AS t({', '.join(names)}) {returning}")  # fmt: skip
+        params: list[Any] = [run_id]
+        params += [[as_text(f, row[i]) for row in values] for i, f in enumerate(fields)]
+    else:
+        return _insert_units_in_batches(run_id, names, values, returning)
+    with hot_cursor() as cursor:
+        cursor.execute(sql, params)
+        return {(step, item, phase): pk for pk, step, item, phase in cursor.fetchall()}
+
+
+def _insert_units_in_batches(run_id: int, names: list[str], values: list[list[Any]],
+                             returning: str) -> dict[tuple[str, int, str], int]:  # fmt: skip
+    """SQLite: multi-row INSERTs within its limit on parameters per statement."""
+    per_row = len(names) + 1
+    batch = max(1, (connection.features.max_query_params or 999) // per_row)
+    ids: dict[tuple[str, int, str], int] = {}
+    for start in range(0, len(values), batch):
+        chunk = values[start : start + batch]
+        marks = ", ".join(["(" + ", ".join(["%s"] * per_row) + ")"] * len(chunk))
+        params = [
+            p
+            for row in chunk
+            for p in (run_id, *(adapt(StepRun, n, v) for n, v in zip(names, row, strict=True)))
+        ]
+        with hot_cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {UNIT_TABLE} (run_id, {', '.join(names)}) VALUES {marks} {returning}",  # noqa: S608
+                params,
+            )
+            ids.update({(step, item, phase): pk for pk, step, item, phase in cursor.fetchall()})
+    return ids

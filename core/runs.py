@@ -11,7 +11,8 @@ from audit.events import NewEvent
 from core.engine.advance import EngineError, new_run_state
 from core.engine.events import Cancel, RetryStep, Start
 from core.engine.state import RunStatus
-from core.models import Run, StepRun
+from core.fast_sql import insert_units
+from core.models import Run
 from core.run_inputs import resolve_inputs
 from core.transitions import apply_event, plan_for
 from playbooks.models import Playbook, PlaybookVersion
@@ -86,9 +87,12 @@ def start_run(
         )
         plan = plan_for(run)
         state = new_run_state(plan, run_id=run.pk, inputs=resolved)
-        StepRun.objects.bulk_create(
-            StepRun(run=run, step_id=key.step, max_attempts=unit.max_attempts)
-            for key, unit in state.units.items()
+        insert_units(
+            run.pk,
+            [
+                {"step_id": key.step, "max_attempts": u.max_attempts}
+                for key, u in state.units.items()
+            ],
         )
         created = NewEvent(
             stream=f"run:{run.pk}",

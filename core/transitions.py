@@ -38,11 +38,12 @@ from core.fast_sql import (
     UnitUpdate,
     decode_json,
     has_recorded_results,
+    insert_units,
     lock_run,
     select_units,
     update_units,
 )
-from core.models import Run, StepRun
+from core.models import Run
 from integrations.registry import load_actions
 
 log = logging.getLogger(__name__)
@@ -226,15 +227,11 @@ def persist(
             fields = _row_fields(None, unit, now)
             if unit.status == UnitStatus.QUEUED:
                 fields["dispatch_token"] = 1
-            rows.append(
-                StepRun(
-                    run_id=run.pk, step_id=key.step, item_index=key.item, phase=key.phase, **fields
-                )
-            )
-        for row_obj in StepRun.objects.bulk_create(rows):
-            key = UnitKey(row_obj.step_id, row_obj.item_index, row_obj.phase)
-            if row_obj.status == UnitStatus.QUEUED:
-                messages[key] = (row_obj.pk, 1)
+            rows.append({"step_id": key.step, "item_index": key.item, "phase": key.phase, **fields})
+        ids = insert_units(run.pk, rows)
+        for key in sorted(decision.created):
+            if decision.state.units[key].status == UnitStatus.QUEUED:
+                messages[key] = (ids[(key.step, key.item, key.phase)], 1)
     if decision.run_status_changed:
         run.status = decision.state.status.value
         run.finished_at = now if decision.state.status in TERMINAL_RUN else None

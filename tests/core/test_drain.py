@@ -251,3 +251,23 @@ def test_a_bad_drain_setting_is_refused_clearly(
     monkeypatch.setenv("BULWARK_DRAIN_WAKEUPS", value)
     with pytest.raises(ImproperlyConfigured, match=f"BULWARK_DRAIN_WAKEUPS must be.*{problem}"):
         _env_int("BULWARK_DRAIN_WAKEUPS", 16)
+
+
+def test_units_are_created_in_one_go_and_in_batches_within_the_parameter_limit(
+    inline_dispatch: InlineDispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import connection
+
+    from core.fast_sql import insert_units
+
+    run = start(wide())
+    features = type(connection.features)
+    monkeypatch.setattr(features, "max_query_params", 40)  # a few rows a statement
+    rows = [{"step_id": "extra", "item_index": i, "status": "pending"} for i in range(25)]
+    ids = insert_units(run.pk, rows)
+    assert sorted(item for _, item, _ in ids) == list(range(25))
+    created = StepRun.objects.filter(run=run, step_id="extra")
+    assert sorted(created.values_list("pk", flat=True)) == sorted(ids.values())
+    assert {(u.phase, u.attempts, u.max_attempts, u.lease_owner) for u in created} == {
+        ("main", 0, 1, "")
+    }
