@@ -29,9 +29,11 @@ def build_broker() -> dramatiq.Broker:
     # by the database state, never by the broker.
     middleware: list[dramatiq.Middleware] = [DatabaseConnections()]
     if settings.REDIS_URL:
-        from dramatiq.brokers.redis import RedisBroker
+        from core.doorbell import DoorbellRedisBroker
 
-        return RedisBroker(url=settings.REDIS_URL, middleware=middleware, namespace="bulwark")  # type: ignore[no-untyped-call]
+        return DoorbellRedisBroker(
+            url=settings.REDIS_URL, middleware=middleware, namespace="bulwark"
+        )
     return StubBroker(middleware=middleware)
 
 

@@ -15,9 +15,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 log = logging.getLogger("bulwark.worker")
-# dramatiq's Redis consumer polls, backing off up to this many ms while idle; that sleep
-# is most of a message's pickup latency (reference/performance.md), so keep it short.
-POLL_MS = 10
+# How often idle worker threads wake to check for shutdown. Pickup latency does not
+# depend on it: idle consumers wait for the doorbell (core.doorbell), not a poll timer.
+IDLE_WAKE_MS = 1000
 
 
 def run_worker_threads(threads: int, stop: threading.Event) -> None:
@@ -27,7 +27,7 @@ def run_worker_threads(threads: int, stop: threading.Event) -> None:
     from core.broker import QUEUE
 
     worker = dramatiq.Worker(
-        dramatiq.get_broker(), queues={QUEUE}, worker_threads=threads, worker_timeout=POLL_MS
+        dramatiq.get_broker(), queues={QUEUE}, worker_threads=threads, worker_timeout=IDLE_WAKE_MS
     )
     worker.start()
     try:
