@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from collections.abc import Mapping, Sequence
@@ -21,7 +20,7 @@ from django.utils.duration import duration_iso_string
 from audit.hashing import ZERO_HASH, canonical_json
 from audit.models import AuditEvent, AuditStreamHead
 from audit.redaction import redact
-from common.prepared import hot_cursor
+from common.prepared import column_type, hot_cursor, recordset
 
 
 @dataclass(frozen=True)
@@ -104,9 +103,10 @@ def _append_at_known_head(
     """Append `rows` (all of `stream`) if its head is still `known`; False if it moved."""
     heads = _chain(rows, {stream: known}, now)
     seq, digest = heads[stream]
-    columns = [[_as_text(row, name) for row in rows] for name in EVENT_COLUMNS]
+    source, param = _pg_rows(rows)
+    sql = _CAS + _INSERT_SELECT.format(source=source) + " WHERE EXISTS (SELECT 1 FROM head)"  # noqa: S608 - fixed names
     with hot_cursor() as cursor:
-        cursor.execute(_CAS_INSERT, [seq, digest, stream, known[0], known[1], *columns])
+        cursor.execute(sql + _RETURNING, [seq, digest, stream, known[0], known[1], param])
         ids = {(s, n): pk for pk, s, n in cursor.fetchall()}
     if not ids:
         _known_heads.pop(stream, None)
@@ -207,50 +207,31 @@ def _insert(rows: list[AuditEvent]) -> None:
         row._state.adding = False
 
 
-# On PostgreSQL the rows go as one array per column: the statement's text and parameter
-# count stay the same whatever the number of rows, so the driver's cache of parsed
-# statements holds it (a VALUES list of hundreds of placeholders is re-parsed each time).
-_UNNEST_CASTS = {
-    "seq": "bigint",
-    "created_at": "timestamptz",
-    "run_id": "bigint",
-    "payload": "jsonb",
-}
-_UNNEST_INSERT = (
+# On PostgreSQL the rows go as one JSON recordset (common.prepared.recordset): the
+# statement's text stays the same whatever the number of rows, so it is prepared once.
+def _pg_rows(rows: list[AuditEvent]) -> tuple[str, str]:
+    columns = [(name, column_type(AuditEvent, name)) for name in EVENT_COLUMNS]
+    values = [[*(getattr(row, name) for name in EVENT_COLUMNS), n] for n, row in enumerate(rows)]
+    return recordset([*columns, ("ord", "integer")], values)
+
+
+_INSERT_SELECT = (
     f"INSERT INTO {EVENTS} ({', '.join(EVENT_COLUMNS)}) "  # noqa: S608 - fixed names
-    f"SELECT {', '.join(f'CAST(t.{c} AS {_UNNEST_CASTS[c]})' if c in _UNNEST_CASTS else f't.{c}' for c in EVENT_COLUMNS)} "
-    f"FROM unnest({', '.join(['%s::text[]'] * len(EVENT_COLUMNS))}) "
-    f"WITH ORDINALITY AS t({', '.join(EVENT_COLUMNS)}, ord) ORDER BY t.ord "
-    "RETURNING id, stream, seq"
+    f"SELECT {', '.join(f'v.{c}' for c in EVENT_COLUMNS)} FROM {{source}}"
 )
-
-
-_CAS_INSERT = (
+_RETURNING = " ORDER BY v.ord RETURNING id, stream, seq"
+# Moves the head only if it is still where this process left it, and inserts the rows
+# only if it moved.
+_CAS = (
     f"WITH head AS (UPDATE {HEADS} SET seq = %s, hash = %s "  # noqa: S608 - fixed names
     "WHERE stream = %s AND seq = %s AND hash = %s RETURNING stream) "
-    f"INSERT INTO {EVENTS} ({', '.join(EVENT_COLUMNS)}) "
-    f"SELECT {', '.join(f'CAST(t.{c} AS {_UNNEST_CASTS[c]})' if c in _UNNEST_CASTS else f't.{c}' for c in EVENT_COLUMNS)} "
-    f"FROM unnest({', '.join(['%s::text[]'] * len(EVENT_COLUMNS))}) "
-    f"WITH ORDINALITY AS t({', '.join(EVENT_COLUMNS)}, ord) WHERE EXISTS (SELECT 1 FROM head) "
-    "ORDER BY t.ord RETURNING id, stream, seq"
 )
-
-
-def _as_text(row: AuditEvent, name: str) -> str | None:
-    value = getattr(row, name)
-    if value is None:
-        return None
-    if name == "payload":
-        return json.dumps(value)
-    if name == "created_at":
-        return str(value.isoformat())
-    return str(value)
 
 
 def _insert_unnest(rows: list[AuditEvent]) -> None:
-    columns = [[_as_text(row, name) for row in rows] for name in EVENT_COLUMNS]
+    source, param = _pg_rows(rows)
     with hot_cursor() as cursor:
-        cursor.execute(_UNNEST_INSERT, columns)
+        cursor.execute(_INSERT_SELECT.format(source=source) + _RETURNING, [param])
         ids = {(stream, seq): pk for pk, stream, seq in cursor.fetchall()}
     for row in rows:
         row.pk = ids[(row.stream, row.seq)]

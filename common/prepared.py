@@ -15,9 +15,11 @@ between clients: BULWARK_PREPARED_STATEMENTS=0 turns preparing off.
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -83,3 +85,35 @@ class _Prepared:
     @property
     def rowcount(self) -> int:
         return int(self._cursor.rowcount)
+
+
+def recordset(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> tuple[str, str]:
+    """Rows for a prepared statement as one JSON parameter, on PostgreSQL.
+
+    `columns` are (name, SQL type) pairs. Returns the FROM item
+    `jsonb_to_recordset(%s::jsonb) AS v(<name> <type>, …)` and its parameter: the
+    statement's text then depends on the columns only, and the rows are encoded by one
+    json.dumps rather than adapted value by value. JSON columns embed their values as they
+    are; datetimes go as ISO 8601; JSON null becomes SQL NULL, as None does.
+    """
+    names = [name for name, _ in columns]
+    definition = ", ".join(f"{name} {kind}" for name, kind in columns)
+    records = [dict(zip(names, row, strict=True)) for row in rows]
+    return f"jsonb_to_recordset(%s::jsonb) AS v({definition})", json.dumps(records, default=_iso)
+
+
+_column_types: dict[tuple[type[Any], str], str] = {}
+
+
+def column_type(model: type[Any], name: str) -> str:
+    """The SQL type of a model field's column (cached: it never changes in a process)."""
+    key = (model, name)
+    if key not in _column_types:
+        _column_types[key] = str(model._meta.get_field(name).db_type(connection))
+    return _column_types[key]
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -18,7 +18,7 @@ from typing import Any
 from django.db import connection, models, transaction
 from django.utils.dateparse import parse_datetime
 
-from common.prepared import hot_cursor
+from common.prepared import column_type, hot_cursor, recordset
 from core.models import Attempt, Run, StepRun
 
 UNIT_TABLE = StepRun._meta.db_table
@@ -143,56 +143,30 @@ def update_units(updates: Sequence[UnitUpdate]) -> int:
 _UPDATE_BATCH = 1000
 
 
-def _field(name: str) -> models.Field[Any, Any]:
-    field = StepRun._meta.get_field(name)
-    assert isinstance(field, models.Field)
-    return field
-
-
-def as_text(field: models.Field[Any, Any], value: Any) -> str | None:
-    """`value` as the text PostgreSQL casts back to `field`'s column type."""
-    if value is None:
-        return None
-    if isinstance(field, models.JSONField):
-        return json.dumps(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value if type(value) is str else str(value)
-
-
 def _update_rows(names: tuple[str, ...], group: Sequence[UnitUpdate]) -> int:
-    """One UPDATE for all of a transition's unit writes. The rows go as one array per
-    column, so the statement's text depends on the column names only (and is prepared);
-    a bit mask per row says which columns it sets, the others keep their value."""
-    fields = [_field(name) for name in names]
+    """One UPDATE for all of a transition's unit writes. The rows go as one JSON
+    recordset, so the statement's text depends on the column names only (and is
+    prepared); a bit mask per row says which columns it sets, the others keep theirs."""
     assignments = ", ".join(
-        f"{name} = CASE WHEN v.mask & {1 << i} <> 0 "
-        f"THEN CAST(v.{name} AS {field.cast_db_type(connection)}) ELSE u.{name} END"
-        for i, (name, field) in enumerate(zip(names, fields, strict=True))
+        f"{name} = CASE WHEN v.mask & {1 << i} <> 0 THEN v.{name} ELSE u.{name} END"
+        for i, name in enumerate(names)
     )
-    columns = ["id", "expect_status", "expect_attempts", "expect_result", "mask", *names]
-    arrays = ["%s::bigint[]", "%s::text[]", "%s::bigint[]", "%s::boolean[]", "%s::bigint[]"]
-    arrays += ["%s::text[]"] * len(names)
-    params: list[Any] = [
-        [u.row_id for u in group],
-        [u.expect_status for u in group],
-        [u.expect_attempts for u in group],
-        [u.expect_result for u in group],
-        [sum(1 << i for i, name in enumerate(names) if name in u.fields) for u in group],
-    ]
-    params += [
-        [as_text(field, u.fields.get(name)) for u in group]
-        for name, field in zip(names, fields, strict=True)
-    ]
+    columns = [("id", "bigint"), ("expect_status", "text"), ("expect_attempts", "bigint"),
+               ("expect_result", "boolean"), ("mask", "bigint")]  # fmt: skip
+    columns += [(name, column_type(StepRun, name)) for name in names]
+    rows = [
+        [u.row_id, u.expect_status, u.expect_attempts, u.expect_result,
+         sum(1 << i for i, name in enumerate(names) if name in u.fields),
+         *(u.fields.get(name) for name in names)]
+        for u in group
+    ]  # fmt: skip
+    source, param = recordset(columns, rows)
     with hot_cursor() as cursor:
         cursor.execute(
-            f"UPDATE {UNIT_TABLE} AS u SET {assignments} "  # noqa: S608 - names come from the model
-            f"FROM unnest({', '.join(arrays)}) AS v({', '.join(columns)}) "
+            f"UPDATE {UNIT_TABLE} AS u SET {assignments} FROM {source} "  # noqa: S608 - names come from the model
             "WHERE u.id = v.id AND u.status = v.expect_status "
             "AND u.attempts = v.expect_attempts AND (u.result IS NOT NULL) = v.expect_result",
-            params,
+            [param],
         )
         return int(cursor.rowcount)
 
@@ -441,18 +415,12 @@ def insert_units(run_id: int, rows: Sequence[dict[str, Any]]) -> dict[tuple[str,
     one array per column, whatever the number of rows."""
     names = sorted({"step_id", *_NEW_UNIT, *(name for row in rows for name in row)})
     values = [[row.get(name, _NEW_UNIT.get(name)) for name in names] for row in rows]
-    fields = [_field(name) for name in names]
     returning = "RETURNING id, step_id, item_index, phase"
     if connection.vendor == "postgresql":
-        casts = ", ".join(
-            f"CAST(t.{n} AS {f.cast_db_type(connection)})"
-            for n, f in zip(names, fields, strict=True)
-        )
+        source, param = recordset([(n, column_type(StepRun, n)) for n in names], values)
         sql = (f"INSERT INTO {UNIT_TABLE} (run_id, {', '.join(names)}) "  # noqa: S608 - names come from the model
-               f"SELECT %s, {casts} FROM unnest({', '.join(['%s::text[]'] * len(names))}) "
-               f"AS t({', '.join(names)}) {returning}")  # fmt: skip
-        params: list[Any] = [run_id]
-        params += [[as_text(f, row[i]) for row in values] for i, f in enumerate(fields)]
+               f"SELECT %s, {', '.join(f'v.{n}' for n in names)} FROM {source} {returning}")  # fmt: skip
+        params: list[Any] = [run_id, param]
     else:
         return _insert_units_in_batches(run_id, names, values, returning)
     with hot_cursor() as cursor:
