@@ -20,7 +20,7 @@ from django.utils.duration import duration_iso_string
 from audit.hashing import ZERO_HASH, canonical_json
 from audit.models import AuditEvent, AuditStreamHead
 from audit.redaction import redact
-from common.prepared import column_type, hot_cursor, recordset
+from common.prepared import column_type, hot_cursor, on_postgresql, recordset
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def record_events(events: Sequence[NewEvent]) -> list[AuditEvent]:
     rows = [_row(event) for event in events]
     streams = sorted({row.stream for row in rows})
     now = timezone.now()
-    if connection.vendor == "postgresql" and len(streams) == 1:
+    if on_postgresql() and len(streams) == 1:
         known = _known_heads.get(streams[0])
         if known is not None and _append_at_known_head(rows, streams[0], known, now):
             return rows
@@ -172,7 +172,7 @@ def _lock_heads(streams: list[str]) -> dict[str, tuple[int, str]]:
 
 
 def _select_for_update(streams: list[str]) -> dict[str, tuple[int, str]]:
-    if connection.vendor == "postgresql":  # one array parameter: a fixed, prepared text
+    if on_postgresql():  # one array parameter: a fixed, prepared text
         query = f"SELECT stream, seq, hash FROM {HEADS} WHERE stream = ANY(%s::text[]) ORDER BY stream FOR UPDATE"  # noqa: S608
         params: list[Any] = [streams]
     else:
@@ -186,7 +186,7 @@ def _select_for_update(streams: list[str]) -> dict[str, tuple[int, str]]:
 
 def _insert(rows: list[AuditEvent]) -> None:
     """One INSERT for all rows; sets each row's id."""
-    if connection.vendor == "postgresql":
+    if on_postgresql():
         _insert_unnest(rows)
         return
     fields = [AuditEvent._meta.get_field(name) for name in EVENT_COLUMNS]

@@ -23,28 +23,41 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+
+
+def on_postgresql() -> bool:
+    """Whether the database is PostgreSQL (fixed for the life of a process, and asked on
+    every statement: reading it through Django's connection proxy costs more)."""
+    global _postgresql
+    if _postgresql is None:
+        _postgresql = connections[DEFAULT_DB_ALIAS].vendor == "postgresql"
+    return _postgresql
+
+
+_postgresql: bool | None = None
 
 
 @contextmanager
 def hot_cursor() -> Iterator[Any]:
     """A cursor whose `execute(sql, params)` prepares `sql` on PostgreSQL."""
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
+    db = connections[DEFAULT_DB_ALIAS]  # once: each attribute of the proxy is a lookup
+    if db.vendor != "postgresql":
+        with db.cursor() as cursor:
             yield cursor
         return
     import psycopg
 
-    connection.ensure_connection()
-    connection.validate_no_broken_transaction()
+    db.ensure_connection()
+    db.validate_no_broken_transaction()
     # One psycopg cursor per connection, reused: each use executes and reads its results
     # before the next begins (connections, and so cursors, belong to one thread).
-    raw = connection.connection
-    cached = getattr(connection, "_bulwark_hot_cursor", None)
+    raw = db.connection
+    cached = getattr(db, "_bulwark_hot_cursor", None)
     if cached is None or cached[0] is not raw or cached[1].closed:
         cached = (raw, psycopg.Cursor(raw))
-        connection._bulwark_hot_cursor = cached  # type: ignore[attr-defined]
-    yield _Prepared(cached[1])
+        db._bulwark_hot_cursor = cached  # type: ignore[attr-defined]
+    yield _Prepared(db, cached[1])
 
 
 class _Prepared:
@@ -52,34 +65,37 @@ class _Prepared:
     gives every query: error translation, execute wrappers and, when queries are being
     logged (DEBUG, assertNumQueries), the query log."""
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, db: Any, cursor: Any) -> None:
+        self._db = db
         self._cursor = cursor
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        executor: Any = self._execute
-        for wrapper in reversed(connection.execute_wrappers):
-            executor = functools.partial(wrapper, executor)
-        context = {"connection": connection, "cursor": self}
-        if not connection.queries_logged:
-            executor(sql, params, False, context)
+        db = self._db
+        if not db.execute_wrappers and not db.queries_logged:
+            self._execute(sql, params, False, None)
             return
+        executor: Any = self._execute
+        for wrapper in reversed(db.execute_wrappers):
+            executor = functools.partial(wrapper, executor)
+        context = {"connection": db, "cursor": self}
         started = time.monotonic()
         try:
             executor(sql, params, False, context)
         finally:
-            took = time.monotonic() - started
-            connection.queries_log.append({"sql": f"{sql} -- {params!r}", "time": f"{took:.3f}"})
+            if db.queries_logged:
+                took = time.monotonic() - started
+                db.queries_log.append({"sql": f"{sql} -- {params!r}", "time": f"{took:.3f}"})
 
     def _execute(self, sql: str, params: Sequence[Any], many: bool, context: Any) -> None:
-        with connection.wrap_database_errors:
+        with self._db.wrap_database_errors:
             self._cursor.execute(sql, params, prepare=settings.BULWARK_PREPARED_STATEMENTS)
 
     def fetchone(self) -> Any:
-        with connection.wrap_database_errors:
+        with self._db.wrap_database_errors:
             return self._cursor.fetchone()
 
     def fetchall(self) -> list[Any]:
-        with connection.wrap_database_errors:
+        with self._db.wrap_database_errors:
             return list(self._cursor.fetchall())
 
     @property

@@ -18,7 +18,7 @@ from typing import Any
 from django.db import connection, models, transaction
 from django.utils.dateparse import parse_datetime
 
-from common.prepared import column_type, hot_cursor, recordset
+from common.prepared import column_type, hot_cursor, on_postgresql, recordset
 from core.models import Attempt, Run, StepRun
 
 UNIT_TABLE = StepRun._meta.db_table
@@ -61,7 +61,7 @@ def decode_datetime(value: Any) -> datetime | None:
 
 def db_now_plus(seconds: float) -> tuple[str, list[Any]]:
     """SQL for the database clock plus `seconds`, and its parameters."""
-    if connection.vendor == "postgresql":
+    if on_postgresql():
         return "(statement_timestamp() + %s * INTERVAL '1 second')", [seconds]
     return "strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', %s)", [f"{seconds:+f} seconds"]
 
@@ -126,7 +126,7 @@ def update_units(updates: Sequence[UnitUpdate]) -> int:
     units in one statement, not a hundred round trips); on SQLite, where there is no
     concurrency to speak of, one statement a row.
     """
-    if connection.vendor != "postgresql":
+    if not on_postgresql():
         return sum(
             update_unit(u.row_id, expect_status=u.expect_status, expect_attempts=u.expect_attempts,
                         expect_result=u.expect_result, fields=u.fields)
@@ -288,7 +288,7 @@ def record_finished_attempt(*, unit_id: int, attempt: int, result: dict[str, Any
     On PostgreSQL one statement in autocommit does both (a CTE), so a worker that leaves
     its result for the run's lock holder pays one round trip for it.
     """
-    if connection.vendor != "postgresql":
+    if not on_postgresql():
         with transaction.atomic():
             if not record_result(unit_id, attempt=attempt, result=result):
                 return False
@@ -333,7 +333,7 @@ def _claim_next_sql(lease_seconds: float) -> tuple[str, list[Any]]:
     are the first two parameters. SKIP LOCKED lets concurrent drainers pass each other."""
     lease_sql, lease_params = db_now_plus(lease_seconds)
     now_sql, now_params = db_now_plus(0)
-    skip = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    skip = " FOR UPDATE SKIP LOCKED" if on_postgresql() else ""
     sql = (
         f"UPDATE {UNIT_TABLE} SET status = 'running', attempts = attempts + 1, lease_owner = %s, "  # noqa: S608
         f"lease_expires_at = {lease_sql}, started_at = COALESCE(started_at, {now_sql}), "
@@ -376,7 +376,7 @@ def record_and_take_next(*, unit_id: int, attempt: int, result: dict[str, Any], 
     finished: dict[str, Any] = dict(attempt_group=attempt_group, worker=worker, idempotency_key=idempotency_key,
                     started_at=started_at, outcome=outcome, finished_at=finished_at,
                     duration_ms=duration_ms, error=error)  # fmt: skip
-    if connection.vendor != "postgresql":
+    if not on_postgresql():
         with transaction.atomic():
             recorded = record_finished_attempt(
                 unit_id=unit_id, attempt=attempt, result=result, **finished
@@ -416,7 +416,7 @@ def insert_units(run_id: int, rows: Sequence[dict[str, Any]]) -> dict[tuple[str,
     names = sorted({"step_id", *_NEW_UNIT, *(name for row in rows for name in row)})
     values = [[row.get(name, _NEW_UNIT.get(name)) for name in names] for row in rows]
     returning = "RETURNING id, step_id, item_index, phase"
-    if connection.vendor == "postgresql":
+    if on_postgresql():
         source, param = recordset([(n, column_type(StepRun, n)) for n in names], values)
         sql = (f"INSERT INTO {UNIT_TABLE} (run_id, {', '.join(names)}) "  # noqa: S608 - names come from the model
                f"SELECT %s, {', '.join(f'v.{n}' for n in names)} FROM {source} {returning}")  # fmt: skip
