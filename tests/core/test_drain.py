@@ -13,7 +13,7 @@ from audit.verify import verify_chains
 from core import drain
 from core.dispatch import InlineDispatcher
 from core.drain import Drainer, claim_queued, execute_drain_message
-from core.execution import run_claimed
+from core.execution import Claimed, run_claimed
 from core.fast_sql import record_and_take_next
 from core.models import Attempt, Run, StepRun
 from core.reconciler import sweep
@@ -50,6 +50,15 @@ def run_root(inline_dispatch: InlineDispatcher, run: Run) -> None:
     assert claimed is not None
     assert claimed.key.step == "root"
     assert complete(claimed, run_claimed(claimed), worker="test-root", eager=False) is None
+
+
+def first_drained(inline_dispatch: InlineDispatcher, defn: dict | None = None) -> Claimed:
+    """Start a wide run, run its root, and claim its first queued unit as a drainer."""
+    run = start(defn or wide())
+    run_root(inline_dispatch, run)
+    first = claim_queued(run.pk, worker="drainer")
+    assert first is not None
+    return first
 
 
 def test_a_wide_fan_out_sends_drain_wake_ups_instead_of_a_message_per_unit(
@@ -151,10 +160,7 @@ def test_a_drainer_leaves_results_for_later_within_the_apply_interval(
     inline_dispatch: InlineDispatcher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(drain, "DRAIN_APPLY_SECONDS", 3600.0)
-    run = start(wide())
-    run_root(inline_dispatch, run)
-    first = claim_queued(run.pk, worker="drainer")
-    assert first is not None
+    first = first_drained(inline_dispatch)
     second = Drainer("drainer").complete(first, run_claimed(first))
     assert second is not None
     assert second.unit_id != first.unit_id
@@ -169,10 +175,7 @@ def test_a_drainer_applies_its_results_once_the_interval_has_passed(
     inline_dispatch: InlineDispatcher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(drain, "DRAIN_APPLY_SECONDS", 0.0)
-    run = start(wide())
-    run_root(inline_dispatch, run)
-    first = claim_queued(run.pk, worker="drainer")
-    assert first is not None
+    first = first_drained(inline_dispatch)
     assert Drainer("drainer").complete(first, run_claimed(first)) is not None
     unit = StepRun.objects.get(pk=first.unit_id)
     assert (unit.status, unit.result) == ("succeeded", None)
@@ -182,10 +185,8 @@ def test_a_failure_is_applied_before_the_drainer_claims_more(
     inline_dispatch: InlineDispatcher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(drain, "DRAIN_APPLY_SECONDS", 3600.0)
-    run = start(wide(failing="b00"))
-    run_root(inline_dispatch, run)
-    first = claim_queued(run.pk, worker="drainer")
-    assert first is not None
+    first = first_drained(inline_dispatch, wide(failing="b00"))
+    run = Run.objects.get(pk=first.run_id)
     assert first.key.step == "b00"
     drainer = Drainer("drainer")
     following = drainer.complete(first, run_claimed(first))
