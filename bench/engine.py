@@ -29,13 +29,20 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 
-def ensure_database(url: str) -> None:
+def prepare_database(url: str) -> None:
+    """A fresh database for each benchmark run when it is a dedicated one (its name ends
+    in `_bench`): rows and dead tuples left by earlier runs would otherwise slow later
+    ones, above all where autovacuum is off. Any other database is only created if absent."""
     import psycopg
 
     name = url.rsplit("/", 1)[1]
     with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
+        if name.endswith("_bench"):
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        elif conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            print(f"bench: using the existing database {name}; its contents affect the figures")
+            return
+        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -213,7 +220,7 @@ def main() -> None:
     db_url, redis_url = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
     if not db_url.startswith("postgres") or not redis_url:
         raise SystemExit("bench/engine.py needs DATABASE_URL (PostgreSQL) and REDIS_URL")
-    ensure_database(db_url)
+    prepare_database(db_url)
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()
