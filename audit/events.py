@@ -172,9 +172,15 @@ def _lock_heads(streams: list[str]) -> dict[str, tuple[int, str]]:
 
 
 def _select_for_update(streams: list[str]) -> dict[str, tuple[int, str]]:
-    if on_postgresql():  # one array parameter: a fixed, prepared text
-        query = f"SELECT stream, seq, hash FROM {HEADS} WHERE stream = ANY(%s::text[]) ORDER BY stream FOR UPDATE"  # noqa: S608
-        params: list[Any] = [streams]
+    if (
+        on_postgresql()
+    ):  # a fixed, prepared text; equality when it can, so the plan is an index scan
+        many = len(streams) > 1
+        match = "= ANY(%s::text[])" if many else "= %s"
+        query = (
+            f"SELECT stream, seq, hash FROM {HEADS} WHERE stream {match} ORDER BY stream FOR UPDATE"  # noqa: S608
+        )
+        params: list[Any] = [streams if many else streams[0]]
     else:
         marks = ", ".join(["%s"] * len(streams))
         query = f"SELECT stream, seq, hash FROM {HEADS} WHERE stream IN ({marks}) ORDER BY stream"  # noqa: S608

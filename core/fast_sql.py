@@ -164,9 +164,11 @@ def _update_rows(names: tuple[str, ...], group: Sequence[UnitUpdate]) -> int:
     with hot_cursor() as cursor:
         cursor.execute(
             f"UPDATE {UNIT_TABLE} AS u SET {assignments} FROM {source} "  # noqa: S608 - names come from the model
-            "WHERE u.id = v.id AND u.status = v.expect_status "
+            # The ids again, as an index condition: a plan prepared while the table was
+            # small would otherwise scan it whole, however large it grows.
+            "WHERE u.id = ANY(%s::bigint[]) AND u.id = v.id AND u.status = v.expect_status "
             "AND u.attempts = v.expect_attempts AND (u.result IS NOT NULL) = v.expect_result",
-            [param],
+            [param, [u.row_id for u in group]],
         )
         return int(cursor.rowcount)
 
