@@ -172,9 +172,9 @@ def _lock_heads(streams: list[str]) -> dict[str, tuple[int, str]]:
 
 
 def _select_for_update(streams: list[str]) -> dict[str, tuple[int, str]]:
-    if (
-        on_postgresql()
-    ):  # a fixed, prepared text; equality when it can, so the plan is an index scan
+    if on_postgresql():
+        # A fixed text, so it is prepared; equality for one stream, so its plan is an
+        # index scan however the table has grown.
         many = len(streams) > 1
         match = "= ANY(%s::text[])" if many else "= %s"
         query = (
@@ -193,7 +193,7 @@ def _select_for_update(streams: list[str]) -> dict[str, tuple[int, str]]:
 def _insert(rows: list[AuditEvent]) -> None:
     """One INSERT for all rows; sets each row's id."""
     if on_postgresql():
-        _insert_unnest(rows)
+        _insert_recordset(rows)
         return
     fields = [AuditEvent._meta.get_field(name) for name in EVENT_COLUMNS]
     values = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(rows))
@@ -234,7 +234,7 @@ _CAS = (
 )
 
 
-def _insert_unnest(rows: list[AuditEvent]) -> None:
+def _insert_recordset(rows: list[AuditEvent]) -> None:
     source, param = _pg_rows(rows)
     with hot_cursor() as cursor:
         cursor.execute(_INSERT_SELECT.format(source=source) + _RETURNING, [param])

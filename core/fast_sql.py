@@ -5,6 +5,8 @@ machine, ten times what the database takes to answer (measured in bench/engine.p
 notes). The handful of statements on the per-step path are written here once, portable
 between PostgreSQL and SQLite; everything else uses the ORM. Values are adapted by the
 model fields themselves, so JSON and datetimes are stored exactly as the ORM stores them.
+On PostgreSQL the statements are prepared (common.prepared), and those that carry many
+rows take them as one JSON recordset, so that their text never depends on the row count.
 """
 
 from __future__ import annotations
@@ -122,9 +124,9 @@ class UnitUpdate:
 def update_units(updates: Sequence[UnitUpdate]) -> int:
     """Apply conditional unit writes; returns how many rows matched.
 
-    On PostgreSQL they go as one `UPDATE … FROM unnest(…)` (a fan-out queues a hundred
-    units in one statement, not a hundred round trips); on SQLite, where there is no
-    concurrency to speak of, one statement a row.
+    On PostgreSQL they go as one `UPDATE … FROM jsonb_to_recordset(…)` (a fan-out queues
+    a hundred units in one statement, not a hundred round trips); on SQLite, where there
+    is no concurrency to speak of, one statement a row.
     """
     if not on_postgresql():
         return sum(
@@ -274,10 +276,30 @@ def has_recorded_results(run_id: int) -> bool:
         return cursor.fetchone() is not None
 
 
-# Typed, because a parameter in a SELECT list has no column to take its type from: number,
-# attempt_group, outcome, worker, idempotency_key, started_at, finished_at, duration_ms, error.
+# A finished attempt, recorded in one statement on PostgreSQL: the fenced UPDATE of its
+# unit (`recorded`, empty when the attempt was fenced) and the Attempt row built from it.
+_RECORDED = (
+    f"recorded AS (UPDATE {UNIT_TABLE} SET result = %s WHERE id = %s "  # noqa: S608
+    "AND status = 'running' AND attempts = %s AND result IS NULL RETURNING id)"
+)
+_ATTEMPT_COLUMNS = ("unit_id, number, attempt_group, outcome, worker, idempotency_key, "
+                    "started_at, finished_at, duration_ms, error")  # fmt: skip
+# Typed, because a parameter in a SELECT list has no column to take its type from.
 _ATTEMPT_CASTS = ("%s::integer, %s::integer, %s::text, %s::text, %s::text, %s::timestamptz, "
                   "%s::timestamptz, %s::double precision, %s::jsonb")  # fmt: skip
+
+
+def _recorded_params(
+    unit_id: int, attempt: int, result: dict[str, Any], finished: dict[str, Any]
+) -> list[Any]:
+    """Parameters of `_RECORDED` and then of `_ATTEMPT_CASTS`."""
+    return [
+        adapt(StepRun, "result", result), unit_id, attempt,
+        attempt, finished["attempt_group"], finished["outcome"], finished["worker"],
+        finished["idempotency_key"], adapt(Attempt, "started_at", finished["started_at"]),
+        adapt(Attempt, "finished_at", finished["finished_at"]), finished["duration_ms"],
+        adapt(Attempt, "error", finished["error"]),
+    ]  # fmt: skip
 
 
 def record_finished_attempt(*, unit_id: int, attempt: int, result: dict[str, Any],
@@ -290,28 +312,21 @@ def record_finished_attempt(*, unit_id: int, attempt: int, result: dict[str, Any
     On PostgreSQL one statement in autocommit does both (a CTE), so a worker that leaves
     its result for the run's lock holder pays one round trip for it.
     """
+    finished: dict[str, Any] = {"attempt_group": attempt_group, "worker": worker,
+                "idempotency_key": idempotency_key, "started_at": started_at, "outcome": outcome,
+                "finished_at": finished_at, "duration_ms": duration_ms, "error": error}  # fmt: skip
     if not on_postgresql():
         with transaction.atomic():
             if not record_result(unit_id, attempt=attempt, result=result):
                 return False
-            insert_finished_attempt(
-                unit_id=unit_id, number=attempt, attempt_group=attempt_group, worker=worker,
-                idempotency_key=idempotency_key, started_at=started_at, outcome=outcome,
-                finished_at=finished_at, duration_ms=duration_ms, error=error,
-            )  # fmt: skip
+            insert_finished_attempt(unit_id=unit_id, number=attempt, **finished)
             return True
     with hot_cursor() as cursor:
         cursor.execute(
-            f"WITH recorded AS (UPDATE {UNIT_TABLE} SET result = %s WHERE id = %s "  # noqa: S608
-            "AND status = 'running' AND attempts = %s AND result IS NULL RETURNING id) "
-            f"INSERT INTO {ATTEMPT_TABLE} (unit_id, number, attempt_group, outcome, worker, "
-            "idempotency_key, started_at, finished_at, duration_ms, error) "
+            f"WITH {_RECORDED} INSERT INTO {ATTEMPT_TABLE} ({_ATTEMPT_COLUMNS}) "  # noqa: S608
             f"SELECT id, {_ATTEMPT_CASTS} FROM recorded",
-            [adapt(StepRun, "result", result), unit_id, attempt,
-             attempt, attempt_group, outcome, worker, idempotency_key,
-             adapt(Attempt, "started_at", started_at), adapt(Attempt, "finished_at", finished_at),
-             duration_ms, adapt(Attempt, "error", error)],
-        )  # fmt: skip
+            _recorded_params(unit_id, attempt, result, finished),
+        )
         return bool(cursor.rowcount == 1)
 
 
@@ -375,9 +390,9 @@ def record_and_take_next(*, unit_id: int, attempt: int, result: dict[str, Any], 
     On PostgreSQL this is one statement: the two UPDATEs touch different rows (one running,
     one queued), and the attempt row is only inserted when the fenced UPDATE matched.
     """
-    finished: dict[str, Any] = dict(attempt_group=attempt_group, worker=worker, idempotency_key=idempotency_key,
-                    started_at=started_at, outcome=outcome, finished_at=finished_at,
-                    duration_ms=duration_ms, error=error)  # fmt: skip
+    finished: dict[str, Any] = {"attempt_group": attempt_group, "worker": worker,
+                "idempotency_key": idempotency_key, "started_at": started_at, "outcome": outcome,
+                "finished_at": finished_at, "duration_ms": duration_ms, "error": error}  # fmt: skip
     if not on_postgresql():
         with transaction.atomic():
             recorded = record_finished_attempt(
@@ -387,20 +402,12 @@ def record_and_take_next(*, unit_id: int, attempt: int, result: dict[str, Any], 
     claim_sql, claim_params = _claim_next_sql(lease_seconds)
     with hot_cursor() as cursor:
         cursor.execute(
-            f"WITH recorded AS (UPDATE {UNIT_TABLE} SET result = %s WHERE id = %s "  # noqa: S608
-            "AND status = 'running' AND attempts = %s AND result IS NULL RETURNING id), "
-            f"attempt_row AS (INSERT INTO {ATTEMPT_TABLE} (unit_id, number, attempt_group, "
-            "outcome, worker, idempotency_key, started_at, finished_at, duration_ms, error) "
-            f"SELECT id, {_ATTEMPT_CASTS} FROM recorded), "
-            f"claimed AS ({claim_sql}) "
+            f"WITH {_RECORDED}, attempt_row AS (INSERT INTO {ATTEMPT_TABLE} ({_ATTEMPT_COLUMNS}) "  # noqa: S608
+            f"SELECT id, {_ATTEMPT_CASTS} FROM recorded), claimed AS ({claim_sql}) "
             f"SELECT {', '.join(f'c.{name}' for name in DRAINED_COLUMNS)}, "
             "(SELECT count(*) FROM recorded) FROM (SELECT 1) AS one LEFT JOIN claimed c ON true",
-            [adapt(StepRun, "result", result), unit_id, attempt,
-             attempt, attempt_group, outcome, worker, idempotency_key,
-             adapt(Attempt, "started_at", started_at), adapt(Attempt, "finished_at", finished_at),
-             duration_ms, adapt(Attempt, "error", error),
-             worker, *claim_params, run_id],
-        )  # fmt: skip
+            [*_recorded_params(unit_id, attempt, result, finished), worker, *claim_params, run_id],
+        )
         row = cursor.fetchone()
     return bool(row[-1]), _drained(row[:-1])
 
@@ -413,8 +420,8 @@ _NEW_UNIT = {"item_index": -1, "phase": "main", "status": "pending", "attempts":
 
 def insert_units(run_id: int, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, int, str], int]:
     """Create unit rows of a run (each dict names step_id and any other fields); returns
-    each new row's id by (step_id, item_index, phase). One statement on PostgreSQL, with
-    one array per column, whatever the number of rows."""
+    each new row's id by (step_id, item_index, phase). One statement on PostgreSQL
+    whatever the number of rows; on SQLite, as few as its parameter limit allows."""
     names = sorted({"step_id", *_NEW_UNIT, *(name for row in rows for name in row)})
     values = [[row.get(name, _NEW_UNIT.get(name)) for name in names] for row in rows]
     returning = "RETURNING id, step_id, item_index, phase"

@@ -1,8 +1,8 @@
 """The scheduler's periodic sweep: the database, not the broker, says what must happen.
 
 - retries whose time has come are queued;
-- running attempts whose lease expired are recovered: queued
-  again, or left `needs_attention` when their attempts are spent or a repeat is unsafe;
+- running attempts whose lease expired are recovered: queued again, or left
+  `needs_attention` when their attempts are spent or a repeat is unsafe;
 - queued units whose message seems lost (Redis restarted or flushed, a process died
   between COMMIT and send) are sent again — a duplicate is harmless, the claim decides.
 """
