@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from audit.events import NewEvent
-from core.engine.events import UnitFailed, UnitSucceeded
+from core.engine.events import UnitFailed, UnitSucceeded, UnitWaiting
 from core.engine.state import ErrorInfo, UnitKey
 
 
@@ -28,6 +28,12 @@ class AttemptResult:
     duration_ms: float
     output: Any = None
     error: dict[str, Any] | None = None
+    # Set when the action asked to be polled again: {"after", "progress", "note"}.
+    waiting: dict[str, Any] | None = None
+
+    @property
+    def outcome(self) -> str:
+        return "waiting" if self.waiting else "failed" if self.error else "succeeded"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -39,13 +45,19 @@ class AttemptResult:
             "duration_ms": self.duration_ms,
             "output": self.output,
             "error": self.error,
+            "waiting": self.waiting,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AttemptResult:
         return cls(**data)
 
-    def event(self, key: UnitKey) -> UnitSucceeded | UnitFailed:
+    def event(self, key: UnitKey) -> UnitSucceeded | UnitFailed | UnitWaiting:
+        if self.waiting is not None:
+            waiting = self.waiting
+            return UnitWaiting(
+                key, float(waiting["after"]), waiting.get("progress"), str(waiting.get("note", ""))
+            )
         if self.error is None:
             return UnitSucceeded(key, self.output)
         error = self.error
@@ -71,11 +83,19 @@ class AttemptResult:
             "duration_ms": round(self.duration_ms, 3),
             "idempotency_key": self.idempotency_key,
             **({"error": self.error} if self.error else {}),
+            **(
+                {
+                    "poll_after_seconds": self.waiting["after"],
+                    "progress": self.waiting.get("progress"),
+                }
+                if self.waiting
+                else {}
+            ),
         }
         return [
             NewEvent(
                 stream=f"run:{run_id}",
-                kind="attempt.failed" if self.error else "attempt.succeeded",
+                kind=f"attempt.{self.outcome}",
                 actor=self.worker,
                 payload=payload,
                 run_id=run_id,

@@ -92,8 +92,9 @@ class Drainer:
         finished = timezone.now()
         result = attempt_result(claimed, outcome, finished)
         row = attempt_row(claimed, result, finished)
-        if outcome.error is not None:
-            # Applied before anything else is claimed: a failure may stop the run.
+        if not outcome.settled:
+            # Applied before anything else is claimed: a failure may stop the run (and a
+            # unit that waits to be polled again is parked at once).
             recorded = record_finished_attempt(
                 unit_id=claimed.unit_id, attempt=claimed.attempt, result=result.as_json(), **row
             )

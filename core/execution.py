@@ -36,7 +36,7 @@ from core.lease import lease_keeper
 from core.models import Attempt, Run, idempotency_key
 from core.transitions import Hook, LoadedUnit, RunBusy, apply_event, cached_plan, plan_for
 from integrations.connections import resolve_connection
-from integrations.context import ActionContext, ConnectionInfo
+from integrations.context import ActionContext, ConnectionInfo, PollAgain
 from integrations.errors import ActionError
 from integrations.http_client import credential_secrets, redact
 from integrations.registry import get_action, invoke
@@ -67,6 +67,8 @@ class Claimed:
     inputs: dict[str, Any]
     started_at: datetime
     worker: str
+    # What the action kept when it last asked to be polled again.
+    progress: Any = None
     # Claimed eagerly while no other unit of its run was queued or running: its result
     # will most likely find the run's lock free (a sequential chain).
     solo: bool = False
@@ -78,6 +80,13 @@ class Claimed:
 class Outcome:
     output: Any = None
     error: ErrorInfo | None = None
+    # The action asked to be called again later: {"after", "progress", "note"}.
+    waiting: dict[str, Any] | None = None
+
+    @property
+    def settled(self) -> bool:
+        """Succeeded: nothing about it needs applying before the next unit starts."""
+        return self.error is None and self.waiting is None
 
 
 def claimed_unit(row: dict[str, Any]) -> Unit:
@@ -88,6 +97,7 @@ def claimed_unit(row: dict[str, Any]) -> Unit:
         attempt_group=row["attempt_group"],
         max_attempts=row["max_attempts"],
         inputs=row["inputs"],
+        progress=row.get("progress"),
     )
 
 
@@ -131,6 +141,7 @@ def start_attempt(
         inputs=unit.inputs or {},
         started_at=timezone.now(),
         worker=worker,
+        progress=unit.progress,
         solo=solo,
         drained=drained,
     )
@@ -195,11 +206,20 @@ def run_claimed(claimed: Claimed) -> Outcome:
         idempotency_key=claimed.idempotency_key,
         timeout_seconds=claimed.timeout,
         connection=connection,
+        progress=claimed.progress,
     )
     # The lease is held from here until the result is written (see execute_unit_message).
     lease_keeper().hold(claimed.unit_id, claimed.attempt, ctx)
     try:
         output = _json_safe(redact(invoke(spec, ctx, claimed.inputs), secrets))
+    except PollAgain as wait:
+        try:
+            progress = _json_safe(redact(wait.progress, secrets))
+        except (TypeError, ValueError) as exc:
+            message = f"the progress kept between polls is not JSON: {exc}"
+            return Outcome(error=ErrorInfo(message, kind="output_not_json"))
+        note = redact(wait.note, secrets)
+        return Outcome(waiting={"after": float(wait.after), "progress": progress, "note": note})
     except ActionError as exc:
         return Outcome(
             error=ErrorInfo(
@@ -235,8 +255,9 @@ def attempt_result(claimed: Claimed, outcome: Outcome, finished: datetime) -> At
         idempotency_key=claimed.idempotency_key,
         action=claimed.action,
         duration_ms=(finished - claimed.started_at).total_seconds() * 1000,
-        output=outcome.output if outcome.error is None else None,
+        output=outcome.output if outcome.settled else None,
         error=outcome.error.as_dict() if outcome.error else None,
+        waiting=outcome.waiting,
     )
 
 
@@ -246,7 +267,7 @@ def attempt_row(claimed: Claimed, result: AttemptResult, finished: datetime) -> 
         "worker": claimed.worker,
         "idempotency_key": claimed.idempotency_key,
         "started_at": claimed.started_at,
-        "outcome": Attempt.Outcome.FAILED if result.error else Attempt.Outcome.SUCCEEDED,
+        "outcome": Attempt.Outcome(result.outcome),
         "finished_at": finished,
         "duration_ms": result.duration_ms,
         "error": result.error,
@@ -373,7 +394,11 @@ def reject_zombie(claimed: Claimed, outcome: Outcome, worker: str) -> None:
             payload={
                 "unit": str(claimed.key),
                 "attempt": claimed.attempt,
-                "would_have_recorded": "failed" if outcome.error else "succeeded",
+                "would_have_recorded": "waiting"
+                if outcome.waiting
+                else "failed"
+                if outcome.error
+                else "succeeded",
             },
         )
 

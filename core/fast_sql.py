@@ -176,7 +176,7 @@ def _update_rows(names: tuple[str, ...], group: Sequence[UnitUpdate]) -> int:
 
 
 CLAIMED_COLUMNS = ("run_id", "step_id", "item_index", "phase", "attempts", "attempt_group",
-                   "max_attempts", "inputs")  # fmt: skip
+                   "max_attempts", "inputs", "progress")  # fmt: skip
 
 
 def take_unit(
@@ -202,6 +202,7 @@ def take_unit(
         return None
     values = dict(zip(CLAIMED_COLUMNS, row, strict=True))
     values["inputs"] = decode_json(values["inputs"])
+    values["progress"] = decode_json(values["progress"])
     return values
 
 
@@ -367,6 +368,7 @@ def _drained(row: Sequence[Any] | None) -> dict[str, Any] | None:
         return None
     values = dict(zip(DRAINED_COLUMNS, row, strict=True))
     values["inputs"] = decode_json(values["inputs"])
+    values["progress"] = decode_json(values["progress"])
     return values
 
 

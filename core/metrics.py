@@ -34,6 +34,7 @@ class BulwarkCollector(Collector):
         waiting = StepRun.objects.aggregate(
             queued=Count("id", filter=Q(status="queued")),
             retry_wait=Count("id", filter=Q(status="retry_wait")),
+            waiting=Count("id", filter=Q(status="waiting")),
             running=Count("id", filter=Q(status="running")),
         )
         for state, value in waiting.items():

@@ -92,6 +92,8 @@ class StepRun(models.Model):
     attempt_started_at = models.DateTimeField(null=True, blank=True)
     # A finished attempt's result waiting to be applied to the run (see core.attempt_results).
     result = models.JSONField(null=True, blank=True)
+    # An asynchronous action's state between polls (see UnitStatus.WAITING).
+    progress = models.JSONField(null=True, blank=True)
     lease_owner = models.CharField(max_length=200, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
 
@@ -107,7 +109,9 @@ class StepRun(models.Model):
         # write; here a row is only in the index of the state it is in.
         indexes = [
             models.Index(
-                fields=["next_attempt_at"], name="unit_due_idx", condition=Q(status="retry_wait")
+                fields=["next_attempt_at"],
+                name="unit_due_idx",
+                condition=Q(status__in=["retry_wait", "waiting"]),
             ),
             models.Index(
                 fields=["lease_expires_at"], name="unit_lease_idx", condition=Q(status="running")
@@ -139,6 +143,8 @@ class Attempt(models.Model):
         RUNNING = "running"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
+        # Polled an asynchronous vendor action that is not done yet.
+        WAITING = "waiting"
         LOST = "lost"
         FENCED = "fenced"
 

@@ -23,7 +23,7 @@ from audit.events import NewEvent
 from core.dispatch import Message, get_dispatcher
 from core.engine.events import Decision, Nudge, RetryDue, UnitLost
 from core.engine.plan import RunPlan
-from core.engine.state import RunState, UnitKey, UnitStatus
+from core.engine.state import TIMED_UNIT, RunState, UnitKey, UnitStatus
 from core.models import Attempt, ReconcilerCounter, Run, StepRun
 from core.transitions import LoadedUnit, apply_event, drain_wakeups
 
@@ -53,7 +53,7 @@ def _count(kind: str, amount: int) -> None:
 
 
 def fire_due_retries(result: SweepResult) -> None:
-    due = StepRun.objects.filter(status=UnitStatus.RETRY_WAIT, next_attempt_at__lte=timezone.now())
+    due = StepRun.objects.filter(status__in=TIMED_UNIT, next_attempt_at__lte=timezone.now())
     for unit_id, run_id, step_id, item, phase in due.values_list(
         "id", "run_id", "step_id", "item_index", "phase"
     )[:BATCH]:

@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 UNIT_FIELDS = (
     "id", "step_id", "item_index", "phase", "status", "attempts", "max_attempts", "attempt_group",
     "dispatch_token", "output", "error", "reason", "item_value", "items_total",
-    "finished_order", "next_attempt_at", "result",
+    "finished_order", "next_attempt_at", "result", "progress",
 )  # fmt: skip
 
 
@@ -120,6 +120,7 @@ def _unit_from_row(row: dict[str, Any]) -> Unit:
         finished_order=row["finished_order"],
         items_total=row["items_total"],
         item_value=row["item_value"],
+        progress=row["progress"],
     )
 
 
@@ -128,7 +129,10 @@ def load_state(run: Run) -> tuple[RunState, dict[UnitKey, LoadedUnit]]:
     units: dict[UnitKey, Unit] = {}
     loaded: dict[UnitKey, LoadedUnit] = {}
     rows = select_units(
-        run.pk, UNIT_FIELDS, ("output", "error", "item_value", "result"), ("next_attempt_at",)
+        run.pk,
+        UNIT_FIELDS,
+        ("output", "error", "item_value", "result", "progress"),
+        ("next_attempt_at",),
     )
     for row in rows:
         unit = _unit_from_row(row)
@@ -148,7 +152,7 @@ def load_state(run: Run) -> tuple[RunState, dict[UnitKey, LoadedUnit]]:
 
 _UNIT_DATA_FIELDS = (
     "status", "attempts", "attempt_group", "max_attempts", "inputs", "output", "error", "reason",
-    "finished_order", "items_total", "item_value",
+    "finished_order", "items_total", "item_value", "progress",
 )  # fmt: skip
 
 

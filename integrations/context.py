@@ -21,6 +21,18 @@ class ConnectionInfo:
     allow_private_network: bool = False
 
 
+class PollAgain(Exception):
+    """Raised by an asynchronous action whose vendor work is not done yet: call me again
+    after `after` seconds with `progress` as `ctx.progress`. The worker thread is freed
+    meanwhile; the wait does not use up one of the step's attempts."""
+
+    def __init__(self, after: float, progress: Any, note: str = "") -> None:
+        super().__init__(note or f"poll again in {after:g}s")
+        self.after = after
+        self.progress = progress
+        self.note = note
+
+
 @dataclass
 class ActionContext:
     """Per-attempt context handed to every action function as its first argument."""
@@ -32,6 +44,8 @@ class ActionContext:
     idempotency_key: str
     timeout_seconds: float
     connection: ConnectionInfo | None = None
+    # What this action kept when it last asked to poll again (None on its first call).
+    progress: Any = None
     started_at: float = field(default_factory=time.monotonic)
     # Set by the heartbeat when this attempt's lease is lost: the action must stop acting.
     fenced: threading.Event = field(default_factory=threading.Event)
@@ -47,6 +61,10 @@ class ActionContext:
         if left <= 0:
             raise AttemptTimeout(f"the attempt exceeded its timeout of {self.timeout_seconds:g}s")
         return left
+
+    def poll_again(self, after: float, progress: Any, note: str = "") -> PollAgain:
+        """The exception to raise to be called again after `after` seconds."""
+        return PollAgain(after, progress, note)
 
     def check(self) -> None:
         """Raise if the attempt was fenced; actions call this before each external effect."""

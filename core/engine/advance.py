@@ -23,6 +23,7 @@ from core.engine.events import (
     UnitFailed,
     UnitLost,
     UnitSucceeded,
+    UnitWaiting,
 )
 from core.engine.plan import RetryPolicy, RunPlan, StepPlan
 from core.engine.progress import STOPPING_REASON, progress
@@ -30,6 +31,7 @@ from core.engine.retry import backoff_delay
 from core.engine.state import (
     COMPENSATE,
     TERMINAL_RUN,
+    TIMED_UNIT,
     RunState,
     RunStatus,
     Unit,
@@ -81,6 +83,34 @@ def _on_failed(b: Builder, event: UnitFailed) -> None:
     fail(b, event.key, error)
 
 
+# Bounds a poll interval an action asks for (the action's own deadline ends the wait).
+MAX_WAIT_SECONDS = 3600.0
+
+
+def _on_waiting(b: Builder, event: UnitWaiting) -> None:
+    """Park the unit until its next poll. The claim that polled does not use up one of
+    the step's attempts (its budget grows by one), so a long wait never exhausts retries;
+    `attempts` still grows, as the fencing token must."""
+    unit = b.unit(event.key)
+    _require(unit, UnitStatus.RUNNING, event)
+    delay = min(max(0.0, float(event.after)), MAX_WAIT_SECONDS)
+    b.update(
+        event.key,
+        status=UnitStatus.WAITING,
+        next_attempt_at=b.now + delay,
+        progress=event.progress,
+        max_attempts=unit.max_attempts + 1,
+        error=None,
+    )
+    b.fact(
+        "step.waiting",
+        event.key,
+        attempt=unit.attempts,
+        poll_after_seconds=round(delay, 3),
+        **({"note": event.note} if event.note else {}),
+    )
+
+
 def _action_of(b: Builder, key: UnitKey) -> str | None:
     step = b.plan.step(key.step)
     if key.phase == COMPENSATE:
@@ -118,11 +148,12 @@ def _on_lost(b: Builder, event: UnitLost) -> None:
 
 def _on_retry_due(b: Builder, event: RetryDue) -> None:
     unit = b.unit(event.key)
-    if unit.status != UnitStatus.RETRY_WAIT:
+    if unit.status not in TIMED_UNIT:
         return  # already handled by another scheduler tick
     b.update(event.key, status=UnitStatus.QUEUED, next_attempt_at=None)
     b.commands.append(Execute(event.key))
-    b.fact("step.retrying", event.key, attempt=unit.attempts + 1)
+    kind = "step.polling" if unit.status == UnitStatus.WAITING else "step.retrying"
+    b.fact(kind, event.key, attempt=unit.attempts + 1)
 
 
 def _on_cancel(b: Builder, event: Cancel) -> None:
@@ -133,6 +164,7 @@ def _on_cancel(b: Builder, event: Cancel) -> None:
             UnitStatus.PENDING,
             UnitStatus.QUEUED,
             UnitStatus.RETRY_WAIT,
+            UnitStatus.WAITING,
             UnitStatus.NEEDS_ATTENTION,
         }:
             b.update(key, status=UnitStatus.CANCELLED, reason=event.reason, next_attempt_at=None)
@@ -215,6 +247,8 @@ def _apply(b: Builder, event: Event) -> None:
             finish_success(b, key, output)
         case UnitFailed():
             _on_failed(b, event)
+        case UnitWaiting():
+            _on_waiting(b, event)
         case UnitLost():
             _on_lost(b, event)
         case RetryDue():

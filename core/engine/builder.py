@@ -152,4 +152,5 @@ def renewed(b: Builder, unit: Unit) -> dict[str, Any]:
         "reason": None,
         "next_attempt_at": None,
         "finished_order": None,
+        "progress": None,
     }

@@ -26,6 +26,17 @@ class UnitFailed:
 
 
 @dataclass(frozen=True)
+class UnitWaiting:
+    """The attempt asked to be called again after `after` seconds, keeping `progress`
+    (an asynchronous vendor action between polls, or a connection's limit)."""
+
+    key: UnitKey
+    after: float
+    progress: Any = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class UnitLost:
     """The unit's attempt stopped heartbeating (its worker died or was fenced)."""
 
@@ -54,7 +65,17 @@ class Nudge:
     """Nothing new happened: just re-derive what follows from the state."""
 
 
-Event = Start | UnitSucceeded | UnitFailed | UnitLost | RetryDue | Cancel | RetryStep | Nudge
+Event = (
+    Start
+    | UnitSucceeded
+    | UnitFailed
+    | UnitWaiting
+    | UnitLost
+    | RetryDue
+    | Cancel
+    | RetryStep
+    | Nudge
+)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ class UnitStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     RETRY_WAIT = "retry_wait"
+    # An asynchronous vendor action is between polls (or a connection's limit holds it).
+    WAITING = "waiting"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"
@@ -23,7 +25,11 @@ class UnitStatus(StrEnum):
 TERMINAL_UNIT = frozenset(
     {UnitStatus.SUCCEEDED, UnitStatus.FAILED, UnitStatus.SKIPPED, UnitStatus.CANCELLED}
 )
-ACTIVE_UNIT = frozenset({UnitStatus.QUEUED, UnitStatus.RUNNING, UnitStatus.RETRY_WAIT})
+ACTIVE_UNIT = frozenset(
+    {UnitStatus.QUEUED, UnitStatus.RUNNING, UnitStatus.RETRY_WAIT, UnitStatus.WAITING}
+)
+# Parked until next_attempt_at, when the scheduler queues them again (RetryDue).
+TIMED_UNIT = frozenset({UnitStatus.RETRY_WAIT, UnitStatus.WAITING})
 
 
 class RunStatus(StrEnum):
@@ -109,6 +115,9 @@ class Unit:
     finished_order: int | None = None
     items_total: int | None = None
     item_value: Any = None
+    # What an asynchronous action keeps between its polls (a vendor's request id, say);
+    # handed back to it on the next attempt of the same attempt group.
+    progress: Any = None
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.engine.advance import advance, claim, new_run_state
-from core.engine.events import Decision, Event, RetryDue, Start, UnitFailed, UnitLost, UnitSucceeded
+from core.engine.events import (
+    Decision,
+    Event,
+    RetryDue,
+    Start,
+    UnitFailed,
+    UnitLost,
+    UnitSucceeded,
+    UnitWaiting,
+)
 from core.engine.plan import RunPlan, build_plan
 from core.engine.state import (
     ACTIVE_UNIT,
     TERMINAL_RUN,
     TERMINAL_UNIT,
+    TIMED_UNIT,
     ErrorInfo,
     RunState,
     RunStatus,
@@ -25,6 +35,7 @@ from core.engine.state import (
 )
 
 # What an attempt does: ("ok", output) | ("transient", msg) | ("permanent", msg) | ("lost", None)
+# | ("wait", (seconds, progress)) to be polled again
 Result = tuple[str, Any]
 Script = Callable[[UnitKey, int], Result]
 
@@ -101,14 +112,17 @@ class Rehearsal:
             self.apply(UnitSucceeded(key, value))
         elif kind == "lost":
             self.apply(UnitLost(key))
+        elif kind == "wait":
+            after, progress = value
+            self.apply(UnitWaiting(key, after, progress))
         else:
             self.apply(
                 UnitFailed(key, ErrorInfo(str(value), kind=kind, retryable=kind == "transient"))
             )
 
     def tick(self) -> bool:
-        """Advance the clock to the next retry timer and fire it."""
-        due = [u for u in self.state.units.values() if u.status == UnitStatus.RETRY_WAIT]
+        """Advance the clock to the next retry or poll timer and fire it."""
+        due = [u for u in self.state.units.values() if u.status in TIMED_UNIT]
         if not due:
             return False
         nearest = min(u.next_attempt_at or self.now for u in due)

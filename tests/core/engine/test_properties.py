@@ -11,7 +11,7 @@ from core.engine.events import RetryStep
 from core.engine.state import ACTIVE_UNIT, TERMINAL_RUN, RunStatus, UnitKey, UnitStatus
 from tests.core.engine.harness import Rehearsal
 
-OUTCOMES = ["ok", "ok", "ok", "transient", "permanent", "lost"]
+OUTCOMES = ["ok", "ok", "ok", "transient", "permanent", "lost", "wait"]
 
 
 @st.composite
@@ -53,7 +53,8 @@ def test_every_random_run_settles_and_keeps_the_engine_invariants(
     sim = Rehearsal.of(definition, inputs={"flag": flag, "items": list(range(items))}).start()
 
     def script(key: UnitKey, attempt: int) -> tuple[str, Any]:
-        return (data.draw(st.sampled_from(OUTCOMES), label=f"{key}#{attempt}"), "x")
+        kind = data.draw(st.sampled_from(OUTCOMES), label=f"{key}#{attempt}")
+        return (kind, (5.0, {"polled": attempt}) if kind == "wait" else "x")
 
     def pick(queued: list[UnitKey]) -> UnitKey:
         return data.draw(st.sampled_from(queued), label="pick")
