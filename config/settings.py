@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "accounts",
     "audit",
+    "artifacts",
     "integrations",
     "playbooks",
     "core",
@@ -214,6 +215,10 @@ BULWARK_DRAIN_WAKEUPS = _env_int("BULWARK_DRAIN_WAKEUPS", 16)
 # behind a pooler in transaction mode that cannot carry prepared statements.
 BULWARK_PREPARED_STATEMENTS = _env_bool("BULWARK_PREPARED_STATEMENTS", True)
 # How often the scheduler looks for due retries, lost messages and expired leases.
+# Evidence and large outputs (artifacts.storage): a directory, or a storage class.
+BULWARK_ARTIFACT_DIR = Path(os.environ.get("BULWARK_ARTIFACT_DIR", VAR_DIR / "artifacts"))
+BULWARK_ARTIFACT_STORAGE = os.environ.get("BULWARK_ARTIFACT_STORAGE", "")
+BULWARK_ARTIFACT_MAX_BYTES = _env_int("BULWARK_ARTIFACT_MAX_BYTES", 2 * 1024**3)
 BULWARK_SCHEDULER_TICK_SECONDS = _env_float("BULWARK_SCHEDULER_TICK_SECONDS", 1.0)
 
 LOGGING = {

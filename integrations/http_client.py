@@ -14,7 +14,7 @@ import json as jsonlib
 import math
 import re
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -125,6 +125,57 @@ def send(
     raise PermanentError(
         f"more than {MAX_REDIRECTS} redirects from {method} {url}", kind="redirect"
     )
+
+
+def download[T](
+    client: httpx.Client,
+    ctx: ActionContext,
+    url: str,
+    consume: Callable[[httpx.Response, Iterator[bytes]], T],
+    *,
+    params: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+    secrets: Collection[str] = (),
+) -> T:
+    """GET a (possibly large) body and hand it to `consume` chunk by chunk, never holding
+    it all in memory; the attempt's deadline bounds the transfer. Error statuses raise as
+    `send` raises them; redirects are not followed (a file is where it was said to be)."""
+    try:
+        request = client.build_request("GET", url, params=params, headers=headers,
+                                       timeout=httpx.Timeout(ctx.remaining()))  # fmt: skip
+    except httpx.InvalidURL as exc:
+        raise PermanentError(
+            redact_text(f"invalid URL {url}: {exc}", secrets), kind="validation"
+        ) from None
+    request.headers["Idempotency-Key"] = ctx.idempotency_key
+    ctx.check()
+    response = _send_once(client, request, same_origin=True, secrets=secrets)
+    try:
+        if not 200 <= response.status_code < 300:
+            _read_capped(response, ctx, max_bytes=64 * 1024, secrets=secrets)
+            check_status(response, secrets=secrets)
+            raise PermanentError(  # a redirect or other non-2xx success
+                f"{_describe(request, secrets)} returned HTTP {response.status_code}, not the file",
+                kind="http_status",
+            )
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                for chunk in response.iter_bytes():
+                    ctx.remaining()
+                    yield chunk
+            except httpx.TimeoutException:
+                raise TransientError(f"{_describe(request, secrets)} timed out downloading",
+                                     kind="timeout") from None  # fmt: skip
+            except httpx.TransportError as exc:
+                message = redact_text(
+                    f"{_describe(request, secrets)}: download broke off: {exc}", secrets
+                )
+                raise TransientError(message, kind="connection") from None
+
+        return consume(response, chunks())
+    finally:
+        response.close()
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:

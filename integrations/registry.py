@@ -25,6 +25,9 @@ ActionFunc = Callable[..., dict[str, Any]]
 ACTION_MODULES = [
     "integrations.actions.util",
     "integrations.actions.http_request",
+    "integrations.crowdstrike.actions",
+    "integrations.slack.actions",
+    "integrations.jira.actions",
 ]
 # Fault-injection actions for the end-to-end tests; never loaded unless asked for.
 if os.environ.get("BULWARK_FAULT_ACTIONS") == "1":

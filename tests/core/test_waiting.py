@@ -49,7 +49,8 @@ def test_a_polling_step_parks_its_unit_and_resumes_with_its_progress(
     unit = StepRun.objects.get(run=run, step_id="job")
     assert unit.status == "waiting"
     assert unit.progress["polled"] == 1
-    assert unit.lease_owner == "" and unit.lease_expires_at is None  # no worker holds it
+    assert unit.lease_owner == ""
+    assert unit.lease_expires_at is None
     assert inline_dispatch.pending == type(inline_dispatch.pending)()
     assert sweep().retries_fired == 0  # not due yet
     for _ in range(2):
@@ -63,11 +64,15 @@ def test_a_polling_step_parks_its_unit_and_resumes_with_its_progress(
     outcomes = list(Attempt.objects.filter(unit=unit).values_list("outcome", flat=True))
     assert outcomes == ["waiting", "waiting", "succeeded"]
     # One idempotency key across the polls: the same logical attempt.
-    assert len(set(Attempt.objects.filter(unit=unit).values_list("idempotency_key", flat=True))) == 1
+    assert (
+        len(set(Attempt.objects.filter(unit=unit).values_list("idempotency_key", flat=True))) == 1
+    )
     kinds = list(AuditEvent.objects.filter(run_id=run.pk).values_list("kind", flat=True))
-    assert kinds.count("attempt.waiting") == 2 and kinds.count("step.polling") == 2
+    assert kinds.count("attempt.waiting") == 2
+    assert kinds.count("step.polling") == 2
     waited = AuditEvent.objects.filter(run_id=run.pk, kind="attempt.waiting").first()
-    assert waited is not None and waited.payload["progress"]["job"] == unit.progress["job"]
+    assert waited is not None
+    assert waited.payload["progress"]["job"] == unit.progress["job"]
     assert verify_chains().ok
 
 

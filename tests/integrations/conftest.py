@@ -182,3 +182,51 @@ def encryption_keys(settings: Any) -> list[str]:
 def _fast_password_hashing(settings: Any) -> None:
     """The persona fixtures create users; real password hashing costs a second each."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session")
+def lab_server() -> Iterator[Any]:
+    """Every vendor simulator, served once for the session on an ephemeral port."""
+    from integrations.lab.server import Lab
+
+    lab = Lab().start()
+    yield lab
+    lab.stop()
+
+
+@pytest.fixture
+def lab(lab_server: Any) -> Any:
+    """The lab with every simulator's state, calls and faults reset, and no cached token."""
+    from integrations.oauth import tokens
+
+    lab_server.reset()
+    tokens.clear()
+    return lab_server
+
+
+def lab_connection(lab: Any, vendor: str, credentials: dict[str, Any],
+                   name: str | None = None) -> ConnectionInfo:  # fmt: skip
+    return ConnectionInfo(
+        name=name or f"lab-{vendor}",
+        integration=vendor,
+        base_url=lab.base_url(vendor),
+        credentials=credentials,
+        allow_private_network=True,
+    )
+
+
+def poll_until_done(call: Callable[[ActionContext], Any], ctx: ActionContext,
+                    *, limit: int = 50, pause: float = 0.05) -> tuple[Any, int]:  # fmt: skip
+    """Call an asynchronous action as the engine would: again with its progress after
+    each PollAgain (without waiting the interval it asked for). Returns its output and
+    how many polls it asked for."""
+    from integrations.context import PollAgain
+
+    for polls in range(limit):
+        try:
+            return call(ctx), polls
+        except PollAgain as again:
+            ctx.progress = again.progress
+            ctx.attempt += 1
+            time.sleep(pause)
+    raise AssertionError(f"still polling after {limit} calls")

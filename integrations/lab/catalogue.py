@@ -1,0 +1,16 @@
+"""Every vendor simulator the lab serves, by the path prefix it is served under."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from integrations.crowdstrike.simulator import CrowdStrikeSimulator
+from integrations.jira.simulator import JiraSimulator
+from integrations.lab.simulator import Simulator
+from integrations.slack.simulator import SlackSimulator
+
+SIMULATORS: dict[str, Callable[[], Simulator]] = {
+    "crowdstrike": CrowdStrikeSimulator,
+    "slack": SlackSimulator,
+    "jira": JiraSimulator,
+}

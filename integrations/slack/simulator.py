@@ -1,0 +1,65 @@
+"""A Slack Web API simulator: chat.postMessage with Slack's `ok: false` errors and 429."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Request, Response
+
+from integrations.lab.simulator import Simulator, json_response
+
+LAB_BOT_TOKEN = "xoxb-lab-0000-bulwark"  # noqa: S105 - the lab's own, not a secret
+CHANNELS = {"C0SOC": "soc", "C0IR": "incident-response"}
+
+
+class SlackSimulator(Simulator):
+    name = "slack"
+    base_path = "/api"
+
+    def __init__(self, *, token: str = LAB_BOT_TOKEN) -> None:
+        self.token = token
+        super().__init__()
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.archived: set[str] = set()
+
+    def routes(self) -> Iterable[Rule]:
+        return [Rule("/api/chat.postMessage", methods=["POST"], endpoint="post_message")]
+
+    def error(
+        self, status: int, message: str, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        code = {429: "ratelimited", 401: "invalid_auth", 404: "unknown_method"}.get(
+            status, "internal_error"
+        )
+        return json_response({"ok": False, "error": code}, status, headers)
+
+    def post_message(self, request: Request) -> Response:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return json_response({"ok": False, "error": "invalid_auth"})  # HTTP 200, as Slack does
+        body = request.get_json(silent=True) or {}
+        channel, text = str(body.get("channel", "")), body.get("text")
+        channel_id = (
+            channel
+            if channel in CHANNELS
+            else next((cid for cid, name in CHANNELS.items() if channel.lstrip("#") == name), None)
+        )
+        if channel_id is None:
+            return json_response({"ok": False, "error": "channel_not_found"})
+        if channel_id in self.archived:
+            return json_response({"ok": False, "error": "is_archived"})
+        if not text and not body.get("blocks"):
+            return json_response({"ok": False, "error": "no_text"})
+        if text and len(text) > 40000:
+            return json_response({"ok": False, "error": "msg_too_long"})
+        with self.lock:
+            ts = f"{time.time():.6f}"
+            message = {"channel": channel_id, "ts": ts, "text": text, "blocks": body.get("blocks")}
+            self.messages.append(message)
+        return json_response({"ok": True, "channel": channel_id, "ts": ts,
+                              "message": {"type": "message", "text": text, "ts": ts}})  # fmt: skip
