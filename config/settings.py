@@ -215,6 +215,8 @@ BULWARK_DRAIN_WAKEUPS = _env_int("BULWARK_DRAIN_WAKEUPS", 16)
 # behind a pooler in transaction mode that cannot carry prepared statements.
 BULWARK_PREPARED_STATEMENTS = _env_bool("BULWARK_PREPARED_STATEMENTS", True)
 # How often the scheduler looks for due retries, lost messages and expired leases.
+# The vendor simulators' port (`manage.py lab`; `standalone` serves them too).
+BULWARK_LAB_PORT = _env_int("BULWARK_LAB_PORT", 8765)
 # Evidence and large outputs (artifacts.storage): a directory, or a storage class.
 BULWARK_ARTIFACT_DIR = Path(os.environ.get("BULWARK_ARTIFACT_DIR", VAR_DIR / "artifacts"))
 BULWARK_ARTIFACT_STORAGE = os.environ.get("BULWARK_ARTIFACT_STORAGE", "")

@@ -6,6 +6,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from artifacts.models import Artifact
+from artifacts.store import describe
 from core.models import Attempt, Run, StepRun
 
 
@@ -62,6 +64,7 @@ class StepRunSerializer(serializers.ModelSerializer[StepRun]):
             "next_attempt_at",
             "attempt_started_at",
             "worker",
+            "progress",
             "attempt_history",
         ]
 
@@ -81,6 +84,12 @@ class RunSerializer(serializers.ModelSerializer[Run]):
 class RunDetailSerializer(RunSerializer):
     steps = StepRunSerializer(source="units", many=True, read_only=True)
     content_hash = serializers.CharField(source="version.content_hash")
+    artifacts = serializers.SerializerMethodField()
 
     class Meta(RunSerializer.Meta):
-        fields = [*RunSerializer.Meta.fields, "content_hash", "inputs", "steps"]
+        fields = [*RunSerializer.Meta.fields, "content_hash", "inputs", "steps", "artifacts"]
+
+    def get_artifacts(self, run: Run) -> list[dict[str, Any]]:
+        """Evidence and large outputs the run's steps kept (the bytes at each `url`)."""
+        return [describe(a) | {"step_id": a.step_id, "source": a.source}
+                for a in Artifact.objects.filter(run_id=run.pk).order_by("id")]  # fmt: skip

@@ -5,15 +5,18 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from rest_framework.authtoken.models import Token
 
 from accounts import roles
+from integrations.lab.connections import ensure_lab_connections
 
 DEMO_PLAYBOOK = "contain-compromised-host"
-DEMO_INPUTS = {"host_id": "demo-host-01"}
+# A host the lab's Falcon simulator knows (integrations.crowdstrike.simulator.DEMO_HOSTS).
+DEMO_INPUTS = {"host_id": "4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f90"}
 DEMO_USERS = {
     "admin": (roles.ADMIN,),
     "analyst": (roles.ANALYST, roles.VIEWER),
@@ -28,6 +31,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--no-run", action="store_true", help="do not start the demo run")
+        parser.add_argument("--lab-url", default=None,
+                            help="connect the vendors to the lab at this URL (default: this host's lab port)")  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
         from core.runs import start_run
@@ -45,6 +50,9 @@ class Command(BaseCommand):
                 user.groups.add(Group.objects.get_or_create(name=name)[0])
         token, _ = Token.objects.get_or_create(user=User.objects.get(username="admin"))
         self.stdout.write(f"admin API token: {token.key}")
+        lab_url = options["lab_url"] or f"http://127.0.0.1:{settings.BULWARK_LAB_PORT}"
+        names = ensure_lab_connections(lab_url, actor="system:demo")
+        self.stdout.write(f"connections to the lab at {lab_url}: {', '.join(names)}")
         call_command("import_playbooks", publish=True, stdout=self.stdout, stderr=self.stderr)
         if not options["no_run"]:
             run = start_run(

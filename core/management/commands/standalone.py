@@ -23,6 +23,7 @@ from django.core.servers.basehttp import (
 
 from core.management.commands.scheduler import run_scheduler
 from core.management.commands.worker import run_worker_threads
+from integrations.lab.server import Lab
 
 log = logging.getLogger("bulwark.standalone")
 
@@ -35,11 +36,22 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--workers", type=int, default=4, help="worker threads (default 4)")
         parser.add_argument("--no-demo", action="store_true", help="skip demo data on first start")
+        parser.add_argument("--lab-port", type=int, default=settings.BULWARK_LAB_PORT,
+                            help="port of the vendor simulators served alongside (0: none)")  # fmt: skip
+
+    def _start_lab(self, port: int) -> Lab | None:
+        try:
+            return Lab("127.0.0.1", port).start()
+        except OSError as exc:
+            self.stderr.write(f"the vendor simulators are not served: port {port}: {exc.strerror}; "
+                              "choose another with --lab-port")  # fmt: skip
+            return None
 
     def handle(self, *args: Any, **options: Any) -> None:
         from playbooks.models import Playbook
 
         call_command("migrate", interactive=False, verbosity=0)
+        lab = self._start_lab(options["lab_port"]) if options["lab_port"] else None
         if not options["no_demo"] and not Playbook.objects.exists():
             call_command("demo_data", stdout=self.stdout)
         stop = threading.Event()
@@ -65,6 +77,7 @@ class Command(BaseCommand):
             f"Bulwark standalone: {url}/api/v1/runs/  (API docs {url}/api/v1/docs/, admin {url}/admin/)\n"
             f"database {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, broker {broker}, "
             f"{options['workers']} worker threads, scheduler every {settings.BULWARK_SCHEDULER_TICK_SECONDS:g}s"
+            + (f"\nvendor simulators (the lab): {lab.url}/<vendor>/" if lab else "")
         )
         server = ThreadedWSGIServer(
             (options["host"], options["port"]), WSGIRequestHandler, ipv6=":" in options["host"]
@@ -84,3 +97,5 @@ class Command(BaseCommand):
             stop.set()
             for thread in threads:
                 thread.join(timeout=15)
+            if lab is not None:
+                lab.stop()

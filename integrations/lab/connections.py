@@ -1,0 +1,42 @@
+"""Connections of the embedded default: one per simulated vendor, pointing at the lab."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from integrations.connections import create_connection, update_connection
+from integrations.crowdstrike.simulator import LAB_CLIENT_ID, LAB_CLIENT_SECRET
+from integrations.jira.simulator import LAB_API_TOKEN, LAB_EMAIL
+from integrations.models import Connection
+from integrations.slack.simulator import LAB_BOT_TOKEN
+
+# vendor -> (path under the lab's URL, the lab's credentials for it)
+LAB_CONNECTIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "crowdstrike": (
+        "/crowdstrike",
+        {"client_id": LAB_CLIENT_ID, "client_secret": LAB_CLIENT_SECRET},
+    ),
+    "slack": ("/slack/api", {"token": LAB_BOT_TOKEN}),
+    "jira": ("/jira", {"email": LAB_EMAIL, "api_token": LAB_API_TOKEN}),
+}
+
+
+def ensure_lab_connections(lab_url: str, *, actor: str) -> list[str]:
+    """Create (or repoint) a `lab-<vendor>` connection for every simulator; returns their names.
+
+    A vendor that already has a connection of another name is left alone: a step that
+    names none resolves to the only connection of its integration, and a second one
+    would make that ambiguous."""
+    names = []
+    for vendor, (path, credentials) in LAB_CONNECTIONS.items():
+        name, base_url = f"lab-{vendor}", lab_url.rstrip("/") + path
+        existing = Connection.objects.filter(name=name).first()
+        if existing is None:
+            if Connection.objects.filter(integration=vendor).exists():
+                continue
+            create_connection(integration=vendor, name=name, base_url=base_url,
+                              credentials=credentials, allow_private_network=True, actor=actor)  # fmt: skip
+        elif existing.base_url != base_url:
+            update_connection(connection=existing, base_url=base_url, actor=actor)
+        names.append(name)
+    return names
