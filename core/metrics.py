@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from core.models import RUN_STATUS_CHOICES, Attempt, ReconcilerCounter, Run, StepRun
+from integrations.models import ConnectionHealth
 
 DURATION_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000)
 
@@ -64,6 +65,41 @@ class BulwarkCollector(Collector):
         for kind, count in ReconcilerCounter.objects.values_list("kind", "count"):
             recoveries.add_metric([kind], count)
         yield recoveries
+        yield from connection_metrics()
+
+
+def connection_metrics() -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """Each connection's circuit breaker and rate limiter (integrations.health)."""
+    state = GaugeMetricFamily(
+        "bulwark_connection_circuit_state", "1 for the state each connection's circuit is in",
+        labels=["connection", "state"],
+    )  # fmt: skip
+    failures = GaugeMetricFamily(
+        "bulwark_connection_consecutive_failures", "Transient failures in a row",
+        labels=["connection"],
+    )  # fmt: skip
+    refused = CounterMetricFamily(
+        "bulwark_connection_refused", "Attempts refused by an open circuit", labels=["connection"]
+    )
+    deferred = CounterMetricFamily(
+        "bulwark_connection_rate_limited", "Attempts deferred by the connection's rate limit",
+        labels=["connection"],
+    )  # fmt: skip
+    opened = CounterMetricFamily(
+        "bulwark_connection_circuit_opened", "Times the circuit opened", labels=["connection"]
+    )
+    rows = ConnectionHealth.objects.values_list(
+        "connection__name", "state", "consecutive_failures", "requests_refused",
+        "requests_deferred", "times_opened",
+    )  # fmt: skip
+    for name, current, in_a_row, refusals, deferrals, times in rows:
+        for option in ConnectionHealth.State.values:
+            state.add_metric([name, option], 1 if option == current else 0)
+        failures.add_metric([name], in_a_row)
+        refused.add_metric([name], refusals)
+        deferred.add_metric([name], deferrals)
+        opened.add_metric([name], times)
+    yield from (state, failures, refused, deferred, opened)
 
 
 def registry() -> CollectorRegistry:

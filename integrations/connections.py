@@ -82,6 +82,28 @@ def validate_base_url(base_url: str) -> None:
         raise ConnectionInvalid("base_url", problem)
 
 
+LIMIT_FIELDS = ("rate_limit_per_minute", "circuit_failures", "circuit_cooldown_seconds")
+_LIMIT_RANGES: dict[str, tuple[float, float]] = {
+    "rate_limit_per_minute": (1, 100_000),
+    "circuit_failures": (1, 1000),
+    "circuit_cooldown_seconds": (1, 86_400),
+}
+
+
+def validate_limits(limits: dict[str, Any]) -> None:
+    """Rate limit and circuit settings within sensible bounds (rate limit None: unlimited)."""
+    for name, value in limits.items():
+        low, high = _LIMIT_RANGES[name]
+        if value is None and name == "rate_limit_per_minute":
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not low <= value <= high
+        ):
+            raise ConnectionInvalid(name, f"must be a number from {low:g} to {high:g}")
+
+
 def validate_credentials(credentials: Any) -> None:
     if not isinstance(credentials, dict) or not all(isinstance(k, str) for k in credentials):
         raise ConnectionInvalid("credentials", "must be an object with string keys")
@@ -105,6 +127,7 @@ def _describe(connection: Connection) -> dict[str, Any]:
         "integration": connection.integration,
         "base_url": connection.base_url,
         "allow_private_network": connection.allow_private_network,
+        **{name: getattr(connection, name) for name in LIMIT_FIELDS},
     }
 
 
@@ -117,18 +140,22 @@ def create_connection(
     allow_private_network: bool = False,
     actor: str,
     user: User | None = None,
+    **limits: Any,
 ) -> Connection:
-    """Store a new connection with encrypted credentials, and audit it."""
+    """Store a new connection with encrypted credentials, and audit it. `limits` may set
+    rate_limit_per_minute, circuit_failures and circuit_cooldown_seconds."""
     validate_integration(integration)
     validate_name(name)
     validate_base_url(base_url)
     validate_credentials(credentials)
+    validate_limits(limits)
     connection = Connection(
         integration=integration,
         name=name,
         base_url=base_url,
         allow_private_network=allow_private_network,
         created_by=user,
+        **limits,
     )
     connection.credentials = credentials
     try:
@@ -154,8 +181,10 @@ def update_connection(
     base_url: str | None = None,
     credentials: dict[str, Any] | None = None,
     allow_private_network: bool | None = None,
+    **limits: Any,
 ) -> Connection:
-    """Change a connection's base_url, flag or credentials (None leaves a field as it is).
+    """Change a connection's base_url, flag, limits or credentials (a field not given, or
+    None except for rate_limit_per_minute, stays as it is).
 
     New credentials replace the stored ones entirely. The audit event says which fields
     and which credential keys changed.
@@ -164,9 +193,14 @@ def update_connection(
         validate_base_url(base_url)
     if credentials is not None:
         validate_credentials(credentials)
+    validate_limits(limits)
     with transaction.atomic():
         locked = Connection.objects.select_for_update().get(pk=connection.pk)
         changed: dict[str, Any] = {}
+        for name, value in limits.items():
+            if getattr(locked, name) != value:
+                changed[f"{name}_before"] = getattr(locked, name)
+                setattr(locked, name, value)
         if base_url is not None and base_url != locked.base_url:
             changed["base_url_before"] = locked.base_url
             locked.base_url = base_url

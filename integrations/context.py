@@ -19,6 +19,9 @@ class ConnectionInfo:
     base_url: str
     credentials: dict[str, Any] = field(repr=False)
     allow_private_network: bool = False
+    rate_limit_per_minute: int | None = None
+    circuit_failures: int = 5
+    circuit_cooldown_seconds: float = 30.0
 
 
 class PollAgain(Exception):

@@ -20,6 +20,11 @@ class Connection(models.Model):
     base_url = models.CharField(max_length=2048, blank=True, default="")
     credentials_encrypted = models.TextField(blank=True, default="")
     allow_private_network = models.BooleanField(default=False)
+    # Requests a minute this connection may send, across every run and worker (null: no limit).
+    rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    # The circuit opens after this many consecutive transient failures, for the cool-down.
+    circuit_failures = models.PositiveIntegerField(default=5)
+    circuit_cooldown_seconds = models.FloatField(default=30.0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     created_by = models.ForeignKey(
@@ -62,4 +67,35 @@ class Connection(models.Model):
             base_url=self.base_url,
             credentials=self.credentials,
             allow_private_network=self.allow_private_network,
+            rate_limit_per_minute=self.rate_limit_per_minute,
+            circuit_failures=self.circuit_failures,
+            circuit_cooldown_seconds=self.circuit_cooldown_seconds,
         )
+
+
+class ConnectionHealth(models.Model):
+    """A connection's circuit breaker and rate limiter, shared by every worker: the row is
+    changed only by conditional UPDATEs, so concurrent attempts agree on its state."""
+
+    class State(models.TextChoices):
+        CLOSED = "closed"
+        OPEN = "open"
+        HALF_OPEN = "half_open"
+
+    connection = models.OneToOneField(Connection, on_delete=models.CASCADE, related_name="health")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.CLOSED)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    # Epoch seconds, so limits compare with one clock expression on every backend.
+    opened_at = models.FloatField(null=True, blank=True)
+    probe_started_at = models.FloatField(null=True, blank=True)
+    # The rate limiter's "theoretical arrival time" (GCRA): the next request's earliest slot.
+    rate_tat = models.FloatField(default=0.0)
+    times_opened = models.PositiveIntegerField(default=0)
+    requests_refused = models.PositiveBigIntegerField(default=0)
+    requests_deferred = models.PositiveBigIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True, default="")
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.connection_id}: {self.state}"

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Self
 
 import httpx
 
-from integrations import http_client, oauth
+from integrations import health, http_client, oauth
 from integrations.context import ActionContext, ConnectionInfo
 from integrations.errors import ActionError, PermanentError
 
@@ -47,6 +47,7 @@ class VendorAPI:
         self.ctx = ctx
         self.connection = require_connection(ctx, self.integration)
         self.secrets = http_client.credential_secrets(self.connection.credentials)
+        health.admit(ctx, self.connection)  # an open circuit or a spent rate limit: wait
         self.client = http_client.build_client(
             ctx,
             base_url=self.connection.base_url,
@@ -77,7 +78,17 @@ class VendorAPI:
             http_client.redact_error(exc, self.secrets)
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send one request to the vendor (`path` relative to the connection's base URL)."""
+        """Send one request to the vendor (`path` relative to the connection's base URL);
+        its outcome counts toward the connection's circuit breaker."""
+        try:
+            response = self._send(method, path, **kwargs)
+        except ActionError as error:
+            health.record_failure(self.connection, error)
+            raise
+        health.record_success(self.connection)
+        return response
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         token_request = self.oauth_token_request()
         if token_request is None:
             return http_client.send(

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import httpx
 
-from integrations import http_client
+from integrations import health, http_client
 from integrations.context import ActionContext, ConnectionInfo
 from integrations.errors import ActionError, PermanentError
 from integrations.netguard import ALLOWED_SCHEMES
@@ -107,6 +107,8 @@ def http_request(
     secrets = http_client.credential_secrets(connection.credentials) if connection else []
     target = _target(url, connection)
     auth_headers, auth = _credentials(connection) if connection else ({}, None)
+    if connection:
+        health.admit(ctx, connection)
     try:
         with http_client.build_client(
             ctx,
@@ -128,7 +130,11 @@ def http_request(
                 secrets=secrets,
             )
     except ActionError as error:
+        if connection:
+            health.record_failure(connection, error)
         raise http_client.redact_error(error, secrets) from None
+    if connection:
+        health.record_success(connection)
     return _output(response, secrets)
 
 

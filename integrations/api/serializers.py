@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from integrations import connections
+from integrations import connections, health
 from integrations.crypto import DecryptionError
 from integrations.models import Connection
 
@@ -27,6 +27,11 @@ class ConnectionInputSerializer(serializers.Serializer[Any]):
     base_url = serializers.CharField(max_length=connections.MAX_BASE_URL_LENGTH)
     credentials = serializers.DictField(required=False, default=dict, write_only=True)
     allow_private_network = serializers.BooleanField(required=False, default=False)
+    rate_limit_per_minute = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=100_000
+    )
+    circuit_failures = serializers.IntegerField(required=False, min_value=1, max_value=1000)
+    circuit_cooldown_seconds = serializers.FloatField(required=False, min_value=1, max_value=86_400)
 
     def validate_integration(self, value: str) -> str:
         return str(_check(connections.validate_integration, value))
@@ -44,6 +49,11 @@ class ConnectionUpdateSerializer(serializers.Serializer[Any]):
     base_url = serializers.CharField(max_length=connections.MAX_BASE_URL_LENGTH, required=False)
     credentials = serializers.DictField(required=False, write_only=True)
     allow_private_network = serializers.BooleanField(required=False)
+    rate_limit_per_minute = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=100_000
+    )
+    circuit_failures = serializers.IntegerField(required=False, min_value=1, max_value=1000)
+    circuit_cooldown_seconds = serializers.FloatField(required=False, min_value=1, max_value=86_400)
 
     def validate_base_url(self, value: str) -> str:
         return str(_check(connections.validate_base_url, value))
@@ -62,6 +72,7 @@ class ConnectionSerializer(serializers.ModelSerializer[Connection]):
 
     has_credentials = serializers.BooleanField(read_only=True)
     credential_keys = serializers.SerializerMethodField()
+    health = serializers.SerializerMethodField()
     created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="username", read_only=True
     )
@@ -73,6 +84,10 @@ class ConnectionSerializer(serializers.ModelSerializer[Connection]):
             "name",
             "base_url",
             "allow_private_network",
+            "rate_limit_per_minute",
+            "circuit_failures",
+            "circuit_cooldown_seconds",
+            "health",
             "has_credentials",
             "credential_keys",
             "created_by",
@@ -80,6 +95,10 @@ class ConnectionSerializer(serializers.ModelSerializer[Connection]):
             "updated_at",
         ]
         read_only_fields = fields
+
+    def get_health(self, obj: Connection) -> dict[str, Any]:
+        """The circuit breaker's state and the rate limiter's counts, shared by all workers."""
+        return health.describe(obj)
 
     def get_credential_keys(self, obj: Connection) -> list[str] | None:
         """Sorted credential key names; null when the stored value cannot be decrypted."""

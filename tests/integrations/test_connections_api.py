@@ -140,3 +140,31 @@ def test_put_is_not_offered(admin_user: User) -> None:
     client = client_for(admin_user)
     client.post(URL, _body(), format="json")
     assert client.put(f"{URL}corp-api/", _body(), format="json").status_code == 405
+
+
+def test_rate_limit_and_circuit_settings_are_set_shown_audited_and_checked(
+    admin_user: Any, encryption_keys: list[str]
+) -> None:
+    from audit.models import AuditEvent
+    from tests.conftest import client_for as api
+
+    client = api(admin_user)
+    created = client.post("/api/v1/connections/", {
+        "integration": "crowdstrike", "name": "falcon-eu", "base_url": "https://api.eu-1.crowdstrike.com",
+        "credentials": {"client_id": "id", "client_secret": "secret-value-1"},
+        "rate_limit_per_minute": 100, "circuit_failures": 4, "circuit_cooldown_seconds": 60,
+    }, format="json")  # fmt: skip
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert (body["rate_limit_per_minute"], body["circuit_failures"]) == (100, 4)
+    assert body["health"]["circuit"] == "closed"
+    changed = client.patch("/api/v1/connections/falcon-eu/", {"rate_limit_per_minute": None},
+                           format="json")  # fmt: skip
+    assert changed.status_code == 200
+    assert changed.json()["rate_limit_per_minute"] is None
+    event = AuditEvent.objects.filter(kind="connection.updated").last()
+    assert event is not None
+    assert event.payload["rate_limit_per_minute_before"] == 100
+    bad = client.patch("/api/v1/connections/falcon-eu/", {"circuit_failures": 0}, format="json")
+    assert bad.status_code == 400
+    assert bad.json()["errors"][0]["path"] == "circuit_failures"

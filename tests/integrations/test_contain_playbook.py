@@ -53,14 +53,16 @@ def test_the_example_contains_collects_notifies_and_tickets_against_the_lab(
     falcon = lab["crowdstrike"]
     assert len(falcon.requests("POST", "/oauth2/token")) == 1  # one token, reused by every step
     (contain,) = falcon.requests("POST", "/devices/entities/devices-actions/v2")
-    assert contain.query == {"action_name": "contain"} and contain.json == {"ids": [HOST]}
+    assert contain.query == {"action_name": "contain"}
+    assert contain.json == {"ids": [HOST]}
     assert falcon.devices[HOST]["status"] == "contained"
 
     detail = client_for(bob).get(f"/api/v1/runs/{run.pk}/").json()
     steps = {s["unit"]: s for s in detail["steps"]}
     assert steps["isolate"]["output"]["status"] == "contained"
     polls = [a["outcome"] for a in steps["isolate"]["attempt_history"]]
-    assert polls[0] == "waiting" and polls[-1] == "succeeded"  # polled until contained
+    assert polls[0] == "waiting"
+    assert polls[-1] == "succeeded"
 
     (evidence,) = detail["artifacts"]
     artifact = Artifact.objects.get(pk=evidence["artifact_id"])
@@ -74,7 +76,8 @@ def test_the_example_contains_collects_notifies_and_tickets_against_the_lab(
     )
 
     (message,) = lab["slack"].messages
-    assert message["channel"] == "C0SOC" and "WS-FIN-042" in message["text"]
+    assert message["channel"] == "C0SOC"
+    assert "WS-FIN-042" in message["text"]
     assert steps["notify"]["output"]["ts"] == message["ts"]
     (issue,) = lab["jira"].issues.values()
     assert steps["ticket"]["output"]["key"] == issue["key"] == "SEC-1"

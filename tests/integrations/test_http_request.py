@@ -13,6 +13,9 @@ from integrations.errors import PermanentError, TransientError
 from integrations.registry import get_action, invoke
 from tests.integrations.conftest import LocalServer, local_connection, make_ctx
 
+# Connection health (circuit, rate limit) lives in the database.
+pytestmark = pytest.mark.django_db
+
 TOKEN = "tok-SECRET-4242"
 
 

@@ -13,6 +13,9 @@ from integrations.crowdstrike.simulator import LAB_CLIENT_ID, LAB_CLIENT_SECRET
 from integrations.errors import PermanentError, TransientError
 from tests.integrations.conftest import lab_connection, make_ctx, poll_until_done
 
+# Connection health (circuit, rate limit) lives in the database.
+pytestmark = pytest.mark.django_db
+
 HOST = "4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f90"
 CREDENTIALS = {"client_id": LAB_CLIENT_ID, "client_secret": LAB_CLIENT_SECRET}
 

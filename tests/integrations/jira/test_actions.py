@@ -12,6 +12,9 @@ from integrations.jira import actions
 from integrations.jira.simulator import LAB_API_TOKEN, LAB_EMAIL
 from tests.integrations.conftest import lab_connection, make_ctx
 
+# Connection health (circuit, rate limit) lives in the database.
+pytestmark = pytest.mark.django_db
+
 CREDENTIALS = {"email": LAB_EMAIL, "api_token": LAB_API_TOKEN}
 
 

@@ -11,6 +11,9 @@ from integrations.slack import actions
 from integrations.slack.simulator import LAB_BOT_TOKEN
 from tests.integrations.conftest import lab_connection, make_ctx
 
+# Connection health (circuit, rate limit) lives in the database.
+pytestmark = pytest.mark.django_db
+
 
 def ctx_for(lab: Any, token: str = LAB_BOT_TOKEN) -> Any:
     return make_ctx(lab_connection(lab, "slack", {"token": token}))
