@@ -267,3 +267,19 @@ def resolve_connection(*, integration: str, name: str | None) -> ConnectionInfo 
 def connection_names() -> set[tuple[str, str]]:
     """Every (integration, name) pair, for the playbook validator."""
     return set(Connection.objects.values_list("integration", "name"))
+
+
+def test_connection(*, connection: Connection, actor: str) -> dict[str, Any]:
+    """Probe the connection (integrations.probes) and audit that it was tested."""
+    from integrations.probes import probe_connection
+
+    try:
+        info = connection.to_info()
+    except DecryptionError as exc:
+        result: dict[str, Any] = {"ok": False, "message": str(exc)}
+    else:
+        result = probe_connection(info)
+    with transaction.atomic():
+        record_event(stream="system", kind="connection.tested", actor=actor,
+                     payload={**_describe(connection), "ok": result["ok"], "message": result["message"]})  # fmt: skip
+    return result

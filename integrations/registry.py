@@ -49,6 +49,8 @@ class ActionSpec:
     # Integration whose connection the action uses; None means it needs none.
     connection_integration: str | None = None
     connection_required: bool = False
+    # What the step's output holds, for authors (the API and docs show it).
+    output: str = ""
 
     @property
     def integration(self) -> str:
@@ -92,6 +94,7 @@ def action(
     idempotent: bool = False,
     connection: str | None = None,
     connection_required: bool = False,
+    output: str = "",
 ) -> Callable[[ActionFunc], ActionFunc]:
     """Register `func` as the action `name`."""
 
@@ -107,6 +110,7 @@ def action(
             idempotent=idempotent,
             connection_integration=connection,
             connection_required=connection_required,
+            output=output,
         )
         return func
 

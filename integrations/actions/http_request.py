@@ -11,6 +11,7 @@ from integrations import health, http_client
 from integrations.context import ActionContext, ConnectionInfo
 from integrations.errors import ActionError, PermanentError
 from integrations.netguard import ALLOWED_SCHEMES
+from integrations.probes import prober
 from integrations.registry import action
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -148,6 +149,7 @@ with warnings.catch_warnings():
         idempotent=True,
         connection="http",
         connection_required=False,
+        output="`status_code`, `headers`, `json` (the body when it is JSON) or `text`",
     )(http_request)
 
 
@@ -156,3 +158,13 @@ def _param(value: str | int | float | bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+@prober("http")
+def check_connection(ctx: ActionContext) -> str:
+    """The base URL answers (any status below 500 counts: the server is there)."""
+    output = http_request(ctx, method="GET", url=ctx.connection.base_url if ctx.connection else "",
+                          expect_status=list(range(300, 500)))  # fmt: skip
+    return (
+        f"{ctx.connection.base_url if ctx.connection else ''} answered HTTP {output['status_code']}"
+    )

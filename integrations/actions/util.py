@@ -10,7 +10,7 @@ from integrations.errors import PermanentError, TransientError
 from integrations.registry import action
 
 
-@action("util.echo", side_effect="read")
+@action("util.echo", side_effect="read", output="`message` and `data`, as given")
 def echo(
     ctx: ActionContext, *, message: Any = None, data: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -19,7 +19,7 @@ def echo(
     return {"message": message, "data": data or {}}
 
 
-@action("util.sleep", side_effect="read")
+@action("util.sleep", side_effect="read", output="`slept`: the seconds slept")
 def sleep(ctx: ActionContext, *, seconds: float = 1.0) -> dict[str, Any]:
     """Sleep for `seconds` (bounded by the step's timeout), then return."""
     end = time.monotonic() + max(0.0, seconds)
@@ -28,7 +28,11 @@ def sleep(ctx: ActionContext, *, seconds: float = 1.0) -> dict[str, Any]:
     return {"slept": seconds}
 
 
-@action("util.fail", side_effect="read")
+@action(
+    "util.fail",
+    side_effect="read",
+    output="`attempt`: the attempt that succeeded (with succeed_on_attempt)",
+)
 def fail(
     ctx: ActionContext,
     *,

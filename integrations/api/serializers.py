@@ -106,3 +106,32 @@ class ConnectionSerializer(serializers.ModelSerializer[Connection]):
             return sorted(obj.credentials)
         except DecryptionError:
             return None
+
+
+class ConnectionTestSerializer(serializers.Serializer[Any]):
+    ok = serializers.BooleanField()
+    message = serializers.CharField()
+    duration_ms = serializers.FloatField(required=False)
+
+
+class ActionSerializer(serializers.Serializer[Any]):
+    """One action of the catalogue (integrations.registry.ActionSpec)."""
+
+    name = serializers.CharField()
+    integration = serializers.CharField()
+    side_effect = serializers.CharField()
+    description = serializers.CharField()
+    output = serializers.CharField()
+    idempotent = serializers.BooleanField()
+    input_schema = serializers.SerializerMethodField()
+    connection = serializers.SerializerMethodField()
+
+    def get_input_schema(self, spec: Any) -> dict[str, Any]:
+        schema: dict[str, Any] = spec.input_schema()
+        return schema
+
+    def get_connection(self, spec: Any) -> dict[str, Any] | None:
+        """The integration whose connection the action uses, and whether it must have one."""
+        if spec.connection_integration is None:
+            return None
+        return {"integration": spec.connection_integration, "required": spec.connection_required}

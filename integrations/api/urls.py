@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from rest_framework.routers import DefaultRouter
 
-from integrations.api.views import ConnectionViewSet
+from integrations.api.views import ConnectionViewSet, IntegrationViewSet
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("connections", ConnectionViewSet, basename="connection")
+router.register("integrations", IntegrationViewSet, basename="integration")
 
 urlpatterns = router.urls

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,11 +16,14 @@ from accounts import roles
 from accounts.permissions import RolePermission, actor_for
 from integrations import connections
 from integrations.api.serializers import (
+    ActionSerializer,
     ConnectionInputSerializer,
     ConnectionSerializer,
+    ConnectionTestSerializer,
     ConnectionUpdateSerializer,
 )
 from integrations.models import Connection
+from integrations.registry import load_actions
 
 
 class ConnectionViewSet(
@@ -30,7 +34,9 @@ class ConnectionViewSet(
     queryset = Connection.objects.select_related("created_by")
     serializer_class = ConnectionSerializer
     permission_classes = [RolePermission]
-    write_roles = (roles.ADMIN,)
+    write_roles = {name: (roles.ADMIN,) for name in ("create", "partial_update", "destroy")} | {
+        "test": (roles.ADMIN, roles.AUTHOR)
+    }
     lookup_field = "name"
     lookup_value_regex = r"[a-z0-9][a-z0-9_-]{0,62}"
     filterset_fields = ["integration"]
@@ -61,6 +67,27 @@ class ConnectionViewSet(
             raise ValidationError({exc.field: [exc.message]}) from None
         return Response(ConnectionSerializer(connection).data)
 
+    @extend_schema(request=None, responses={200: ConnectionTestSerializer})
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Check the endpoint and credentials with one harmless call to the vendor."""
+        result = connections.test_connection(
+            connection=self.get_object(), actor=actor_for(request.user)
+        )
+        return Response(result)
+
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         connections.delete_connection(connection=self.get_object(), actor=actor_for(request.user))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class IntegrationViewSet(viewsets.ViewSet):
+    """The action catalogue: every action with its inputs, output, side effect and the
+    connection it needs. Any role may read it."""
+
+    permission_classes = [RolePermission]
+
+    @extend_schema(responses=ActionSerializer(many=True))
+    def list(self, request: Request) -> Response:
+        specs = sorted(load_actions().values(), key=lambda spec: spec.name)
+        return Response(ActionSerializer(specs, many=True).data)

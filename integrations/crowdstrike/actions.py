@@ -12,6 +12,7 @@ from integrations.context import ActionContext
 from integrations.crowdstrike.client import Falcon
 from integrations.errors import PermanentError
 from integrations.polling import DEFAULT_POLL_INTERVAL, DEFAULT_WAIT_TIMEOUT, wait
+from integrations.probes import prober
 from integrations.registry import action
 
 HOST_FIELDS = ("device_id", "hostname", "status", "platform_name", "os_version", "local_ip",
@@ -46,7 +47,8 @@ def _change_state(ctx: ActionContext, *, device_id: str, action_name: str, pendi
 
 
 @action("crowdstrike.contain_host", side_effect="destructive", idempotent=True,
-        connection="crowdstrike", connection_required=True)  # fmt: skip
+        connection="crowdstrike", connection_required=True,
+        output="the host (`device_id`, `hostname`, `status`: contained, platform, addresses) and `requested`")  # fmt: skip
 def contain_host(ctx: ActionContext, *, device_id: str, wait: bool = True,
                  poll_interval: float = DEFAULT_POLL_INTERVAL,
                  wait_timeout: float = DEFAULT_WAIT_TIMEOUT) -> dict[str, Any]:  # fmt: skip
@@ -61,7 +63,8 @@ def contain_host(ctx: ActionContext, *, device_id: str, wait: bool = True,
 
 
 @action("crowdstrike.lift_containment", side_effect="write", idempotent=True,
-        connection="crowdstrike", connection_required=True)  # fmt: skip
+        connection="crowdstrike", connection_required=True,
+        output="the host (`device_id`, `hostname`, `status`: normal, …) and `requested`")  # fmt: skip
 def lift_containment(ctx: ActionContext, *, device_id: str, wait: bool = True,
                      poll_interval: float = DEFAULT_POLL_INTERVAL,
                      wait_timeout: float = DEFAULT_WAIT_TIMEOUT) -> dict[str, Any]:  # fmt: skip
@@ -72,7 +75,8 @@ def lift_containment(ctx: ActionContext, *, device_id: str, wait: bool = True,
 
 
 @action("crowdstrike.get_host", side_effect="read", connection="crowdstrike",
-        connection_required=True)  # fmt: skip
+        connection_required=True,
+        output="`device_id`, `hostname`, `status`, `platform_name`, `os_version`, `local_ip`, `external_ip`, `last_seen`")  # fmt: skip
 def get_host(ctx: ActionContext, *, device_id: str) -> dict[str, Any]:
     """A host's details: hostname, containment status, platform, addresses, last seen."""
     with Falcon(ctx) as falcon:
@@ -80,7 +84,8 @@ def get_host(ctx: ActionContext, *, device_id: str) -> dict[str, Any]:
 
 
 @action("crowdstrike.rtr_get_file", side_effect="read", idempotent=True,
-        connection="crowdstrike", connection_required=True)  # fmt: skip
+        connection="crowdstrike", connection_required=True,
+        output="the evidence artifact: `artifact_id`, `sha256`, `size`, `filename`, `url`; `vendor_sha256` of the file itself")  # fmt: skip
 def rtr_get_file(ctx: ActionContext, *, device_id: str, file_path: str,
                  poll_interval: float = 2.0,
                  wait_timeout: float = 600.0) -> dict[str, Any]:  # fmt: skip
@@ -132,3 +137,11 @@ def rtr_get_file(ctx: ActionContext, *, device_id: str, file_path: str,
         falcon.close_session(session)
     return {**kept, "device_id": device_id, "file_path": file_path,
             "vendor_sha256": listed.get("sha256")}  # fmt: skip
+
+
+@prober("crowdstrike")
+def check_connection(ctx: ActionContext) -> str:
+    """A token from the OAuth2 endpoint proves the client id and secret."""
+    with Falcon(ctx) as falcon:
+        falcon.call("GET", "devices/queries/devices/v1", params={"limit": 1})
+    return "token issued; host query answered"

@@ -59,6 +59,7 @@ class CrowdStrikeSimulator(Simulator):
         return [
             Rule("/oauth2/token", methods=["POST"], endpoint="token"),
             Rule("/devices/entities/devices/v2", methods=["GET"], endpoint="get_devices"),
+            Rule("/devices/queries/devices/v1", methods=["GET"], endpoint="query_devices"),
             Rule("/devices/entities/devices-actions/v2", methods=["POST"], endpoint="device_action"),
             Rule("/real-time-response/entities/sessions/v1", methods=["POST"], endpoint="open_session"),
             Rule("/real-time-response/entities/sessions/v1", methods=["DELETE"], endpoint="close_session"),
@@ -133,6 +134,12 @@ class CrowdStrikeSimulator(Simulator):
         if not found:
             return self.error(404, f"no devices found for ids {','.join(ids)}")
         return self.envelope(found)
+
+    def query_devices(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return self.error(401, "access denied, authorization failed")
+        limit = int(request.args.get("limit", "100"))
+        return self.envelope(sorted(self.devices)[:limit])
 
     def device_action(self, request: Request) -> Response:
         if not self._authorized(request):

@@ -7,6 +7,7 @@ from typing import Any
 
 from integrations.context import ActionContext
 from integrations.jira.client import Jira, adf
+from integrations.probes import prober
 from integrations.registry import action
 
 
@@ -18,7 +19,8 @@ def run_label(ctx: ActionContext) -> str:
 
 
 @action("jira.create_issue", side_effect="write", idempotent=True, connection="jira",
-        connection_required=True)  # fmt: skip
+        connection_required=True,
+        output="`key` (e.g. SEC-24), `id`, `self`, the run `label`, and whether it was `created` now")  # fmt: skip
 def create_issue(ctx: ActionContext, *, project: str, summary: str, description: str = "",
                  issue_type: str = "Task", priority: str | None = None,
                  labels: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
@@ -46,9 +48,23 @@ def create_issue(ctx: ActionContext, *, project: str, summary: str, description:
             "label": label, "created": True}  # fmt: skip
 
 
-@action("jira.add_comment", side_effect="write", connection="jira", connection_required=True)
+@action(
+    "jira.add_comment",
+    side_effect="write",
+    connection="jira",
+    connection_required=True,
+    output="the comment's `id`, its `issue` and when it was `created`",
+)
 def add_comment(ctx: ActionContext, *, issue: str, text: str) -> dict[str, Any]:
     """Add a comment to an issue (by key such as SEC-24, or id)."""
     with Jira(ctx) as jira:
         comment = jira.add_comment(issue, text)
     return {"id": comment.get("id"), "issue": issue, "created": comment.get("created")}
+
+
+@prober("jira")
+def check_connection(ctx: ActionContext) -> str:
+    """/myself says whose e-mail and API token these are."""
+    with Jira(ctx) as jira:
+        me = jira.call("GET", "rest/api/3/myself")
+    return f"authenticated as {me.get('emailAddress') or me.get('displayName')}"

@@ -36,7 +36,14 @@ class JiraSimulator(Simulator):
             Rule("/rest/api/3/search/jql", methods=["GET"], endpoint="search"),
             Rule("/rest/api/3/issue/<key>/comment", methods=["POST"], endpoint="add_comment"),
             Rule("/rest/api/3/issue/<key>", methods=["GET"], endpoint="get_issue"),
+            Rule("/rest/api/3/myself", methods=["GET"], endpoint="myself"),
         ]
+
+    def myself(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return Response("Unauthorized", status=401)
+        return json_response({"accountId": "lab-bulwark", "emailAddress": LAB_EMAIL,
+                              "displayName": "Bulwark (lab)", "active": True})  # fmt: skip
 
     def error(
         self, status: int, message: str, headers: Mapping[str, str] | None = None

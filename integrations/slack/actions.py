@@ -5,11 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from integrations.context import ActionContext
+from integrations.probes import prober
 from integrations.registry import action
 from integrations.slack.client import Slack
 
 
-@action("slack.post_message", side_effect="write", connection="slack", connection_required=True)
+@action(
+    "slack.post_message",
+    side_effect="write",
+    connection="slack",
+    connection_required=True,
+    output="`channel` (its id) and `ts`, the message's timestamp for replies and edits",
+)
 def post_message(ctx: ActionContext, *, channel: str, text: str,
                  blocks: list[dict[str, Any]] | None = None,
                  thread_ts: str | None = None) -> dict[str, Any]:  # fmt: skip
@@ -23,3 +30,11 @@ def post_message(ctx: ActionContext, *, channel: str, text: str,
     with Slack(ctx) as slack:
         answer = slack.method("chat.postMessage", body)
     return {"channel": answer.get("channel"), "ts": answer.get("ts"), "ok": True}
+
+
+@prober("slack")
+def check_connection(ctx: ActionContext) -> str:
+    """auth.test says which workspace and bot the token belongs to."""
+    with Slack(ctx) as slack:
+        answer = slack.method("auth.test", {})
+    return f"authenticated as {answer.get('user')} in {answer.get('team')}"

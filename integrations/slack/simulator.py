@@ -29,7 +29,16 @@ class SlackSimulator(Simulator):
         self.archived: set[str] = set()
 
     def routes(self) -> Iterable[Rule]:
-        return [Rule("/api/chat.postMessage", methods=["POST"], endpoint="post_message")]
+        return [
+            Rule("/api/chat.postMessage", methods=["POST"], endpoint="post_message"),
+            Rule("/api/auth.test", methods=["POST"], endpoint="auth_test"),
+        ]
+
+    def auth_test(self, request: Request) -> Response:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return json_response({"ok": False, "error": "invalid_auth"})
+        return json_response({"ok": True, "team": "Bulwark Lab", "user": "bulwark", "team_id": "T0LAB",
+                              "user_id": "U0BULWARK", "bot_id": "B0BULWARK"})  # fmt: skip
 
     def error(
         self, status: int, message: str, headers: Mapping[str, str] | None = None
