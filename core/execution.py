@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from artifacts.store import describe, save_artifact
 from audit.events import NewEvent, record_event
 from core.attempt_results import AttemptResult
 from core.dispatch import Message
@@ -42,9 +43,6 @@ from integrations.http_client import credential_secrets, redact
 from integrations.registry import get_action, invoke
 
 log = logging.getLogger(__name__)
-
-# Larger outputs belong in artifacts (a later feature); refuse rather than bloat rows.
-MAX_OUTPUT_BYTES = 256 * 1024
 
 
 def worker_name() -> str:
@@ -236,15 +234,23 @@ def run_claimed(claimed: Claimed) -> Outcome:
         log.error("action %s crashed in unit %s: %s\n%s", claimed.action, claimed.unit_id, message,
                   redact(traceback.format_exc(), secrets))  # fmt: skip
         return Outcome(error=ErrorInfo(message, kind="internal_error"))
-    size = len(json.dumps(output))
-    if size > MAX_OUTPUT_BYTES:
-        return Outcome(
-            error=ErrorInfo(
-                f"the output is {size} bytes, over the {MAX_OUTPUT_BYTES}-byte limit",
-                kind="output_too_large",
-            )
-        )
+    encoded = json.dumps(output)
+    if len(encoded) > settings.BULWARK_MAX_OUTPUT_BYTES:
+        output = _output_as_artifact(claimed, encoded)
     return Outcome(output=output)
+
+
+def _output_as_artifact(claimed: Claimed, encoded: str) -> dict[str, Any]:
+    """An output too large for the unit's row, kept as a JSON artifact; the step's output
+    refers to it (SPEC §4), so templates see `output.artifact.sha256` and its size."""
+    data = encoded.encode()
+    artifact = save_artifact(
+        chunks=[data], filename=f"{claimed.key}-output.json".replace(":", "-"),
+        content_type="application/json", source=f"output of {claimed.action} (step {claimed.key})",
+        actor=claimed.worker, run_id=claimed.run_id, step_id=claimed.key.step,
+        item_index=claimed.key.item, metadata={"attempt": claimed.attempt},
+    )  # fmt: skip
+    return {"artifact": describe(artifact), "output_too_large": True, "size": len(data)}
 
 
 def attempt_result(claimed: Claimed, outcome: Outcome, finished: datetime) -> AttemptResult:
