@@ -28,6 +28,8 @@ ACTION_MODULES = [
     "integrations.crowdstrike.actions",
     "integrations.slack.actions",
     "integrations.jira.actions",
+    "integrations.virustotal.actions",
+    "integrations.abuseipdb.actions",
 ]
 # Fault-injection actions for the end-to-end tests; never loaded unless asked for.
 if os.environ.get("BULWARK_FAULT_ACTIONS") == "1":

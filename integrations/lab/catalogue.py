@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from integrations.abuseipdb.simulator import AbuseIPDBSimulator
 from integrations.crowdstrike.simulator import CrowdStrikeSimulator
 from integrations.jira.simulator import JiraSimulator
 from integrations.lab.simulator import Simulator
 from integrations.slack.simulator import SlackSimulator
+from integrations.virustotal.simulator import VirusTotalSimulator
 
 SIMULATORS: dict[str, Callable[[], Simulator]] = {
     "crowdstrike": CrowdStrikeSimulator,
     "slack": SlackSimulator,
     "jira": JiraSimulator,
+    "virustotal": VirusTotalSimulator,
+    "abuseipdb": AbuseIPDBSimulator,
 }

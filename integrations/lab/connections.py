@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from integrations.abuseipdb.simulator import LAB_API_KEY as ABUSEIPDB_KEY
 from integrations.connections import create_connection, update_connection
 from integrations.crowdstrike.simulator import LAB_CLIENT_ID, LAB_CLIENT_SECRET
 from integrations.jira.simulator import LAB_API_TOKEN, LAB_EMAIL
 from integrations.models import Connection
 from integrations.slack.simulator import LAB_BOT_TOKEN
+from integrations.virustotal.simulator import LAB_API_KEY as VT_KEY
 
 # vendor -> (path under the lab's URL, the lab's credentials for it)
 LAB_CONNECTIONS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -18,6 +20,8 @@ LAB_CONNECTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "slack": ("/slack/api", {"token": LAB_BOT_TOKEN}),
     "jira": ("/jira", {"email": LAB_EMAIL, "api_token": LAB_API_TOKEN}),
+    "virustotal": ("/virustotal/api/v3", {"api_key": VT_KEY}),
+    "abuseipdb": ("/abuseipdb/api/v2", {"api_key": ABUSEIPDB_KEY}),
 }
 
 
