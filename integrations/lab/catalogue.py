@@ -8,6 +8,7 @@ from integrations.abuseipdb.simulator import AbuseIPDBSimulator
 from integrations.crowdstrike.simulator import CrowdStrikeSimulator
 from integrations.jira.simulator import JiraSimulator
 from integrations.lab.simulator import Simulator
+from integrations.pagerduty.simulator import PagerDutySimulator
 from integrations.slack.simulator import SlackSimulator
 from integrations.virustotal.simulator import VirusTotalSimulator
 
@@ -17,4 +18,5 @@ SIMULATORS: dict[str, Callable[[], Simulator]] = {
     "jira": JiraSimulator,
     "virustotal": VirusTotalSimulator,
     "abuseipdb": AbuseIPDBSimulator,
+    "pagerduty": PagerDutySimulator,
 }

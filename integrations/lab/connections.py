@@ -9,6 +9,7 @@ from integrations.connections import create_connection, update_connection
 from integrations.crowdstrike.simulator import LAB_CLIENT_ID, LAB_CLIENT_SECRET
 from integrations.jira.simulator import LAB_API_TOKEN, LAB_EMAIL
 from integrations.models import Connection
+from integrations.pagerduty.simulator import LAB_ROUTING_KEY
 from integrations.slack.simulator import LAB_BOT_TOKEN
 from integrations.virustotal.simulator import LAB_API_KEY as VT_KEY
 
@@ -22,6 +23,7 @@ LAB_CONNECTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "jira": ("/jira", {"email": LAB_EMAIL, "api_token": LAB_API_TOKEN}),
     "virustotal": ("/virustotal/api/v3", {"api_key": VT_KEY}),
     "abuseipdb": ("/abuseipdb/api/v2", {"api_key": ABUSEIPDB_KEY}),
+    "pagerduty": ("/pagerduty", {"routing_key": LAB_ROUTING_KEY}),
 }
 
 
