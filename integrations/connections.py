@@ -104,6 +104,23 @@ def validate_limits(limits: dict[str, Any]) -> None:
             raise ConnectionInvalid(name, f"must be a number from {low:g} to {high:g}")
 
 
+MAX_OPTIONS = 50
+
+
+def validate_options(options: Any) -> None:
+    """Plain settings: an object of at most MAX_OPTIONS string keys and scalar values."""
+    scalars = (str, int, float, bool, type(None))
+    if (
+        not isinstance(options, dict)
+        or len(options) > MAX_OPTIONS
+        or not all(isinstance(k, str) and isinstance(v, scalars) for k, v in options.items())
+    ):
+        raise ConnectionInvalid(
+            "options",
+            f"must be an object of up to {MAX_OPTIONS} keys with text, number or boolean values",
+        )
+
+
 def validate_credentials(credentials: Any) -> None:
     if not isinstance(credentials, dict) or not all(isinstance(k, str) for k in credentials):
         raise ConnectionInvalid("credentials", "must be an object with string keys")
@@ -127,6 +144,7 @@ def _describe(connection: Connection) -> dict[str, Any]:
         "integration": connection.integration,
         "base_url": connection.base_url,
         "allow_private_network": connection.allow_private_network,
+        "options": connection.options,
         **{name: getattr(connection, name) for name in LIMIT_FIELDS},
     }
 
@@ -140,6 +158,7 @@ def create_connection(
     allow_private_network: bool = False,
     actor: str,
     user: User | None = None,
+    options: dict[str, Any] | None = None,
     **limits: Any,
 ) -> Connection:
     """Store a new connection with encrypted credentials, and audit it. `limits` may set
@@ -148,6 +167,7 @@ def create_connection(
     validate_name(name)
     validate_base_url(base_url)
     validate_credentials(credentials)
+    validate_options(options or {})
     validate_limits(limits)
     connection = Connection(
         integration=integration,
@@ -155,6 +175,7 @@ def create_connection(
         base_url=base_url,
         allow_private_network=allow_private_network,
         created_by=user,
+        options=options or {},
         **limits,
     )
     connection.credentials = credentials
@@ -181,6 +202,7 @@ def update_connection(
     base_url: str | None = None,
     credentials: dict[str, Any] | None = None,
     allow_private_network: bool | None = None,
+    options: dict[str, Any] | None = None,
     **limits: Any,
 ) -> Connection:
     """Change a connection's base_url, flag, limits or credentials (a field not given, or
@@ -194,9 +216,14 @@ def update_connection(
     if credentials is not None:
         validate_credentials(credentials)
     validate_limits(limits)
+    if options is not None:
+        validate_options(options)
     with transaction.atomic():
         locked = Connection.objects.select_for_update().get(pk=connection.pk)
         changed: dict[str, Any] = {}
+        if options is not None and options != locked.options:
+            changed["options_before"] = locked.options
+            locked.options = options
         for name, value in limits.items():
             if getattr(locked, name) != value:
                 changed[f"{name}_before"] = getattr(locked, name)

@@ -19,6 +19,7 @@ class ConnectionInfo:
     base_url: str
     credentials: dict[str, Any] = field(repr=False)
     allow_private_network: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
     rate_limit_per_minute: int | None = None
     circuit_failures: int = 5
     circuit_cooldown_seconds: float = 30.0

@@ -20,6 +20,8 @@ class Connection(models.Model):
     base_url = models.CharField(max_length=2048, blank=True, default="")
     credentials_encrypted = models.TextField(blank=True, default="")
     allow_private_network = models.BooleanField(default=False)
+    # Settings that are not secret (Defender's tenant login URL, a default project…).
+    options = models.JSONField(default=dict, blank=True)
     # Requests a minute this connection may send, across every run and worker (null: no limit).
     rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
     # The circuit opens after this many consecutive transient failures, for the cool-down.
@@ -67,6 +69,7 @@ class Connection(models.Model):
             base_url=self.base_url,
             credentials=self.credentials,
             allow_private_network=self.allow_private_network,
+            options=dict(self.options or {}),
             rate_limit_per_minute=self.rate_limit_per_minute,
             circuit_failures=self.circuit_failures,
             circuit_cooldown_seconds=self.circuit_cooldown_seconds,

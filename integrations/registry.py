@@ -31,6 +31,7 @@ ACTION_MODULES = [
     "integrations.virustotal.actions",
     "integrations.abuseipdb.actions",
     "integrations.pagerduty.actions",
+    "integrations.defender.actions",
 ]
 # Fault-injection actions for the end-to-end tests; never loaded unless asked for.
 if os.environ.get("BULWARK_FAULT_ACTIONS") == "1":

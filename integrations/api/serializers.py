@@ -27,6 +27,7 @@ class ConnectionInputSerializer(serializers.Serializer[Any]):
     base_url = serializers.CharField(max_length=connections.MAX_BASE_URL_LENGTH)
     credentials = serializers.DictField(required=False, default=dict, write_only=True)
     allow_private_network = serializers.BooleanField(required=False, default=False)
+    options = serializers.DictField(required=False, default=dict)
     rate_limit_per_minute = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, max_value=100_000
     )
@@ -49,6 +50,7 @@ class ConnectionUpdateSerializer(serializers.Serializer[Any]):
     base_url = serializers.CharField(max_length=connections.MAX_BASE_URL_LENGTH, required=False)
     credentials = serializers.DictField(required=False, write_only=True)
     allow_private_network = serializers.BooleanField(required=False)
+    options = serializers.DictField(required=False)
     rate_limit_per_minute = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, max_value=100_000
     )
@@ -84,6 +86,7 @@ class ConnectionSerializer(serializers.ModelSerializer[Connection]):
             "name",
             "base_url",
             "allow_private_network",
+            "options",
             "rate_limit_per_minute",
             "circuit_failures",
             "circuit_cooldown_seconds",

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from integrations.abuseipdb.simulator import AbuseIPDBSimulator
 from integrations.crowdstrike.simulator import CrowdStrikeSimulator
+from integrations.defender.simulator import DefenderSimulator
 from integrations.jira.simulator import JiraSimulator
 from integrations.lab.simulator import Simulator
 from integrations.pagerduty.simulator import PagerDutySimulator
@@ -19,4 +20,5 @@ SIMULATORS: dict[str, Callable[[], Simulator]] = {
     "virustotal": VirusTotalSimulator,
     "abuseipdb": AbuseIPDBSimulator,
     "pagerduty": PagerDutySimulator,
+    "defender": DefenderSimulator,
 }

@@ -7,14 +7,25 @@ from typing import Any
 from integrations.abuseipdb.simulator import LAB_API_KEY as ABUSEIPDB_KEY
 from integrations.connections import create_connection, update_connection
 from integrations.crowdstrike.simulator import LAB_CLIENT_ID, LAB_CLIENT_SECRET
+from integrations.defender.simulator import LAB_CLIENT_ID as DEFENDER_CLIENT
+from integrations.defender.simulator import LAB_CLIENT_SECRET as DEFENDER_SECRET
+from integrations.defender.simulator import LAB_TENANT as DEFENDER_TENANT
 from integrations.jira.simulator import LAB_API_TOKEN, LAB_EMAIL
 from integrations.models import Connection
 from integrations.pagerduty.simulator import LAB_ROUTING_KEY
 from integrations.slack.simulator import LAB_BOT_TOKEN
 from integrations.virustotal.simulator import LAB_API_KEY as VT_KEY
 
-# vendor -> (path under the lab's URL, the lab's credentials for it)
+# vendor -> (path under the lab's URL, the lab's credentials for it); options below
 LAB_CONNECTIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "defender": (
+        "/defender",
+        {
+            "tenant_id": DEFENDER_TENANT,
+            "client_id": DEFENDER_CLIENT,
+            "client_secret": DEFENDER_SECRET,
+        },
+    ),
     "crowdstrike": (
         "/crowdstrike",
         {"client_id": LAB_CLIENT_ID, "client_secret": LAB_CLIENT_SECRET},
@@ -25,6 +36,11 @@ LAB_CONNECTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "abuseipdb": ("/abuseipdb/api/v2", {"api_key": ABUSEIPDB_KEY}),
     "pagerduty": ("/pagerduty", {"routing_key": LAB_ROUTING_KEY}),
 }
+
+
+def _options(vendor: str, lab_url: str) -> dict[str, Any]:
+    # Defender's token comes from Entra ID's host; in the lab, the simulator plays both.
+    return {"login_url": lab_url.rstrip("/") + "/defender"} if vendor == "defender" else {}
 
 
 def ensure_lab_connections(lab_url: str, *, actor: str) -> list[str]:
@@ -41,8 +57,10 @@ def ensure_lab_connections(lab_url: str, *, actor: str) -> list[str]:
             if Connection.objects.filter(integration=vendor).exists():
                 continue
             create_connection(integration=vendor, name=name, base_url=base_url,
-                              credentials=credentials, allow_private_network=True, actor=actor)  # fmt: skip
+                              credentials=credentials, allow_private_network=True, actor=actor,
+                              options=_options(vendor, lab_url))  # fmt: skip
         elif existing.base_url != base_url:
-            update_connection(connection=existing, base_url=base_url, actor=actor)
+            update_connection(connection=existing, base_url=base_url, actor=actor,
+                              options=_options(vendor, lab_url))  # fmt: skip
         names.append(name)
     return names
