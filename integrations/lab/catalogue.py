@@ -10,6 +10,7 @@ from integrations.defender.simulator import DefenderSimulator
 from integrations.jira.simulator import JiraSimulator
 from integrations.lab.simulator import Simulator
 from integrations.pagerduty.simulator import PagerDutySimulator
+from integrations.sentinelone.simulator import SentinelOneSimulator
 from integrations.slack.simulator import SlackSimulator
 from integrations.virustotal.simulator import VirusTotalSimulator
 
@@ -21,4 +22,5 @@ SIMULATORS: dict[str, Callable[[], Simulator]] = {
     "abuseipdb": AbuseIPDBSimulator,
     "pagerduty": PagerDutySimulator,
     "defender": DefenderSimulator,
+    "sentinelone": SentinelOneSimulator,
 }

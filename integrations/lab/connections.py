@@ -13,6 +13,7 @@ from integrations.defender.simulator import LAB_TENANT as DEFENDER_TENANT
 from integrations.jira.simulator import LAB_API_TOKEN, LAB_EMAIL
 from integrations.models import Connection
 from integrations.pagerduty.simulator import LAB_ROUTING_KEY
+from integrations.sentinelone.simulator import LAB_API_TOKEN as S1_TOKEN
 from integrations.slack.simulator import LAB_BOT_TOKEN
 from integrations.virustotal.simulator import LAB_API_KEY as VT_KEY
 
@@ -35,6 +36,7 @@ LAB_CONNECTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "virustotal": ("/virustotal/api/v3", {"api_key": VT_KEY}),
     "abuseipdb": ("/abuseipdb/api/v2", {"api_key": ABUSEIPDB_KEY}),
     "pagerduty": ("/pagerduty", {"routing_key": LAB_ROUTING_KEY}),
+    "sentinelone": ("/sentinelone/web/api/v2.1", {"api_token": S1_TOKEN}),
 }
 
 
