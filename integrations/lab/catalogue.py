@@ -11,6 +11,7 @@ from integrations.jira.simulator import JiraSimulator
 from integrations.lab.simulator import Simulator
 from integrations.pagerduty.simulator import PagerDutySimulator
 from integrations.sentinelone.simulator import SentinelOneSimulator
+from integrations.servicenow.simulator import ServiceNowSimulator
 from integrations.slack.simulator import SlackSimulator
 from integrations.virustotal.simulator import VirusTotalSimulator
 
@@ -23,4 +24,5 @@ SIMULATORS: dict[str, Callable[[], Simulator]] = {
     "pagerduty": PagerDutySimulator,
     "defender": DefenderSimulator,
     "sentinelone": SentinelOneSimulator,
+    "servicenow": ServiceNowSimulator,
 }

@@ -14,6 +14,8 @@ from integrations.jira.simulator import LAB_API_TOKEN, LAB_EMAIL
 from integrations.models import Connection
 from integrations.pagerduty.simulator import LAB_ROUTING_KEY
 from integrations.sentinelone.simulator import LAB_API_TOKEN as S1_TOKEN
+from integrations.servicenow.simulator import LAB_PASSWORD as SNOW_PASSWORD
+from integrations.servicenow.simulator import LAB_USERNAME as SNOW_USER
 from integrations.slack.simulator import LAB_BOT_TOKEN
 from integrations.virustotal.simulator import LAB_API_KEY as VT_KEY
 
@@ -37,6 +39,7 @@ LAB_CONNECTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "abuseipdb": ("/abuseipdb/api/v2", {"api_key": ABUSEIPDB_KEY}),
     "pagerduty": ("/pagerduty", {"routing_key": LAB_ROUTING_KEY}),
     "sentinelone": ("/sentinelone/web/api/v2.1", {"api_token": S1_TOKEN}),
+    "servicenow": ("/servicenow", {"username": SNOW_USER, "password": SNOW_PASSWORD}),
 }
 
 
