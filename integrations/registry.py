@@ -34,6 +34,7 @@ ACTION_MODULES = [
     "integrations.defender.actions",
     "integrations.sentinelone.actions",
     "integrations.servicenow.actions",
+    "integrations.awx.actions",
 ]
 # Fault-injection actions for the end-to-end tests; never loaded unless asked for.
 if os.environ.get("BULWARK_FAULT_ACTIONS") == "1":

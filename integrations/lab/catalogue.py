@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from integrations.abuseipdb.simulator import AbuseIPDBSimulator
+from integrations.awx.simulator import AWXSimulator
 from integrations.crowdstrike.simulator import CrowdStrikeSimulator
 from integrations.defender.simulator import DefenderSimulator
 from integrations.jira.simulator import JiraSimulator
@@ -25,4 +26,5 @@ SIMULATORS: dict[str, Callable[[], Simulator]] = {
     "defender": DefenderSimulator,
     "sentinelone": SentinelOneSimulator,
     "servicenow": ServiceNowSimulator,
+    "awx": AWXSimulator,
 }

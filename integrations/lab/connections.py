@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from integrations.abuseipdb.simulator import LAB_API_KEY as ABUSEIPDB_KEY
+from integrations.awx.simulator import LAB_TOKEN as AWX_TOKEN
 from integrations.connections import create_connection, update_connection
 from integrations.crowdstrike.simulator import LAB_CLIENT_ID, LAB_CLIENT_SECRET
 from integrations.defender.simulator import LAB_CLIENT_ID as DEFENDER_CLIENT
@@ -40,6 +41,7 @@ LAB_CONNECTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "pagerduty": ("/pagerduty", {"routing_key": LAB_ROUTING_KEY}),
     "sentinelone": ("/sentinelone/web/api/v2.1", {"api_token": S1_TOKEN}),
     "servicenow": ("/servicenow", {"username": SNOW_USER, "password": SNOW_PASSWORD}),
+    "awx": ("/awx", {"token": AWX_TOKEN}),
 }
 
 
