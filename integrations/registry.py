@@ -35,6 +35,7 @@ ACTION_MODULES = [
     "integrations.sentinelone.actions",
     "integrations.servicenow.actions",
     "integrations.awx.actions",
+    "integrations.teams.actions",
 ]
 # Fault-injection actions for the end-to-end tests; never loaded unless asked for.
 if os.environ.get("BULWARK_FAULT_ACTIONS") == "1":

@@ -14,6 +14,7 @@ from integrations.pagerduty.simulator import PagerDutySimulator
 from integrations.sentinelone.simulator import SentinelOneSimulator
 from integrations.servicenow.simulator import ServiceNowSimulator
 from integrations.slack.simulator import SlackSimulator
+from integrations.teams.simulator import TeamsSimulator
 from integrations.virustotal.simulator import VirusTotalSimulator
 
 SIMULATORS: dict[str, Callable[[], Simulator]] = {
@@ -27,4 +28,5 @@ SIMULATORS: dict[str, Callable[[], Simulator]] = {
     "sentinelone": SentinelOneSimulator,
     "servicenow": ServiceNowSimulator,
     "awx": AWXSimulator,
+    "teams": TeamsSimulator,
 }

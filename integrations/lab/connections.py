@@ -18,6 +18,7 @@ from integrations.sentinelone.simulator import LAB_API_TOKEN as S1_TOKEN
 from integrations.servicenow.simulator import LAB_PASSWORD as SNOW_PASSWORD
 from integrations.servicenow.simulator import LAB_USERNAME as SNOW_USER
 from integrations.slack.simulator import LAB_BOT_TOKEN
+from integrations.teams.simulator import lab_webhook_path
 from integrations.virustotal.simulator import LAB_API_KEY as VT_KEY
 
 # vendor -> (path under the lab's URL, the lab's credentials for it); options below
@@ -42,12 +43,20 @@ LAB_CONNECTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "sentinelone": ("/sentinelone/web/api/v2.1", {"api_token": S1_TOKEN}),
     "servicenow": ("/servicenow", {"username": SNOW_USER, "password": SNOW_PASSWORD}),
     "awx": ("/awx", {"token": AWX_TOKEN}),
+    "teams": ("/teams", {}),
 }
 
 
 def _options(vendor: str, lab_url: str) -> dict[str, Any]:
     # Defender's token comes from Entra ID's host; in the lab, the simulator plays both.
     return {"login_url": lab_url.rstrip("/") + "/defender"} if vendor == "defender" else {}
+
+
+def _credentials(vendor: str, credentials: dict[str, Any], lab_url: str) -> dict[str, Any]:
+    # A Teams workflow's URL is its own credential.
+    if vendor == "teams":
+        return {"webhook_url": lab_url.rstrip("/") + "/teams" + lab_webhook_path()}
+    return credentials
 
 
 def ensure_lab_connections(lab_url: str, *, actor: str) -> list[str]:
@@ -64,10 +73,12 @@ def ensure_lab_connections(lab_url: str, *, actor: str) -> list[str]:
             if Connection.objects.filter(integration=vendor).exists():
                 continue
             create_connection(integration=vendor, name=name, base_url=base_url,
-                              credentials=credentials, allow_private_network=True, actor=actor,
+                              credentials=_credentials(vendor, credentials, lab_url),
+                              allow_private_network=True, actor=actor,
                               options=_options(vendor, lab_url))  # fmt: skip
         elif existing.base_url != base_url:
             update_connection(connection=existing, base_url=base_url, actor=actor,
-                              options=_options(vendor, lab_url))  # fmt: skip
+                              options=_options(vendor, lab_url),
+                              credentials=_credentials(vendor, credentials, lab_url))  # fmt: skip
         names.append(name)
     return names
