@@ -63,8 +63,14 @@ def validate_integration(integration: str) -> None:
         )
 
 
-def validate_base_url(base_url: str) -> None:
-    """An absolute http(s) URL with a host, and no user info, query or fragment."""
+# Mail is sent over SMTP; every other integration speaks HTTP.
+MAIL_SCHEMES = frozenset({"smtp", "smtps"})
+
+
+def validate_base_url(base_url: str, integration: str = "") -> None:
+    """An absolute http(s) URL (smtp:// or smtps:// for email) with a host, and no user
+    info, query or fragment."""
+    schemes = MAIL_SCHEMES if integration == "email" else BASE_URL_SCHEMES
     problem = None
     try:
         url = httpx.URL(base_url)
@@ -72,8 +78,8 @@ def validate_base_url(base_url: str) -> None:
         url = None
     if url is None or len(base_url) > MAX_BASE_URL_LENGTH:
         problem = "not a valid URL"
-    elif url.scheme not in BASE_URL_SCHEMES or not url.host:
-        problem = "must be an absolute http:// or https:// URL"
+    elif url.scheme not in schemes or not url.host:
+        problem = f"must be an absolute {' or '.join(sorted(f'{s}://' for s in schemes))} URL"
     elif url.userinfo:
         problem = "must not contain user information; put it in credentials"
     elif url.query or url.fragment:
@@ -165,7 +171,7 @@ def create_connection(
     rate_limit_per_minute, circuit_failures and circuit_cooldown_seconds."""
     validate_integration(integration)
     validate_name(name)
-    validate_base_url(base_url)
+    validate_base_url(base_url, integration)
     validate_credentials(credentials)
     validate_options(options or {})
     validate_limits(limits)
@@ -212,7 +218,7 @@ def update_connection(
     and which credential keys changed.
     """
     if base_url is not None:
-        validate_base_url(base_url)
+        validate_base_url(base_url, connection.integration)
     if credentials is not None:
         validate_credentials(credentials)
     validate_limits(limits)

@@ -36,6 +36,7 @@ ACTION_MODULES = [
     "integrations.servicenow.actions",
     "integrations.awx.actions",
     "integrations.teams.actions",
+    "integrations.mail.actions",
 ]
 # Fault-injection actions for the end-to-end tests; never loaded unless asked for.
 if os.environ.get("BULWARK_FAULT_ACTIONS") == "1":

@@ -40,9 +40,6 @@ class ConnectionInputSerializer(serializers.Serializer[Any]):
     def validate_name(self, value: str) -> str:
         return str(_check(connections.validate_name, value))
 
-    def validate_base_url(self, value: str) -> str:
-        return str(_check(connections.validate_base_url, value))
-
 
 class ConnectionUpdateSerializer(serializers.Serializer[Any]):
     """PATCH bodies: every field optional; integration and name are fixed."""
@@ -56,9 +53,6 @@ class ConnectionUpdateSerializer(serializers.Serializer[Any]):
     )
     circuit_failures = serializers.IntegerField(required=False, min_value=1, max_value=1000)
     circuit_cooldown_seconds = serializers.FloatField(required=False, min_value=1, max_value=86_400)
-
-    def validate_base_url(self, value: str) -> str:
-        return str(_check(connections.validate_base_url, value))
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         fixed = sorted({"integration", "name"} & set(self.initial_data))

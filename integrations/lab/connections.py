@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from integrations.abuseipdb.simulator import LAB_API_KEY as ABUSEIPDB_KEY
 from integrations.awx.simulator import LAB_TOKEN as AWX_TOKEN
 from integrations.connections import create_connection, update_connection
@@ -12,6 +14,8 @@ from integrations.defender.simulator import LAB_CLIENT_ID as DEFENDER_CLIENT
 from integrations.defender.simulator import LAB_CLIENT_SECRET as DEFENDER_SECRET
 from integrations.defender.simulator import LAB_TENANT as DEFENDER_TENANT
 from integrations.jira.simulator import LAB_API_TOKEN, LAB_EMAIL
+from integrations.mail.simulator import LAB_PASSWORD as MAIL_PASSWORD
+from integrations.mail.simulator import LAB_USERNAME as MAIL_USER
 from integrations.models import Connection
 from integrations.pagerduty.simulator import LAB_ROUTING_KEY
 from integrations.sentinelone.simulator import LAB_API_TOKEN as S1_TOKEN
@@ -59,26 +63,45 @@ def _credentials(vendor: str, credentials: dict[str, Any], lab_url: str) -> dict
     return credentials
 
 
-def ensure_lab_connections(lab_url: str, *, actor: str) -> list[str]:
+def lab_smtp(lab_url: str) -> tuple[str, str]:
+    """Where `manage.py lab` and `standalone` serve mail: the next port, and their CA file."""
+    from django.conf import settings
+
+    port = httpx.URL(lab_url).port or settings.BULWARK_LAB_PORT
+    return f"smtp://127.0.0.1:{port + 1}", str(settings.VAR_DIR / "lab" / "lab-smtp.crt")
+
+
+def lab_specs(
+    lab_url: str, smtp: tuple[str, str] | None = None
+) -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+    """(vendor, base URL, credentials, options) of every lab connection."""
+    base = lab_url.rstrip("/")
+    specs = [(vendor, base + path, _credentials(vendor, credentials, lab_url), _options(vendor, lab_url))
+             for vendor, (path, credentials) in LAB_CONNECTIONS.items()]  # fmt: skip
+    smtp_url, smtp_ca = smtp or lab_smtp(lab_url)
+    specs.append(("email", smtp_url, {"username": MAIL_USER, "password": MAIL_PASSWORD},
+                  {"from": MAIL_USER, "tls_ca_file": smtp_ca}))  # fmt: skip
+    return specs
+
+
+def ensure_lab_connections(lab_url: str, *, actor: str,
+                           smtp: tuple[str, str] | None = None) -> list[str]:  # fmt: skip
     """Create (or repoint) a `lab-<vendor>` connection for every simulator; returns their names.
 
     A vendor that already has a connection of another name is left alone: a step that
     names none resolves to the only connection of its integration, and a second one
     would make that ambiguous."""
     names = []
-    for vendor, (path, credentials) in LAB_CONNECTIONS.items():
-        name, base_url = f"lab-{vendor}", lab_url.rstrip("/") + path
+    for vendor, base_url, credentials, options in lab_specs(lab_url, smtp):
+        name = f"lab-{vendor}"
         existing = Connection.objects.filter(name=name).first()
         if existing is None:
             if Connection.objects.filter(integration=vendor).exists():
                 continue
-            create_connection(integration=vendor, name=name, base_url=base_url,
-                              credentials=_credentials(vendor, credentials, lab_url),
-                              allow_private_network=True, actor=actor,
-                              options=_options(vendor, lab_url))  # fmt: skip
-        elif existing.base_url != base_url:
-            update_connection(connection=existing, base_url=base_url, actor=actor,
-                              options=_options(vendor, lab_url),
-                              credentials=_credentials(vendor, credentials, lab_url))  # fmt: skip
+            create_connection(integration=vendor, name=name, base_url=base_url, credentials=credentials,
+                              allow_private_network=True, actor=actor, options=options)  # fmt: skip
+        elif existing.base_url != base_url or existing.options != options:
+            update_connection(connection=existing, base_url=base_url, actor=actor, options=options,
+                              credentials=credentials)  # fmt: skip
         names.append(name)
     return names

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
@@ -11,6 +12,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Response
 
 from integrations.lab.simulator import Simulator, StartResponse, WSGIEnviron
+from integrations.mail.simulator import SMTPSimulator
 
 
 def simulators() -> dict[str, Simulator]:
@@ -38,8 +40,10 @@ class Lab:
     foreground (`manage.py lab`)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0,
-                 sims: Mapping[str, Simulator] | None = None, *, quiet: bool = True) -> None:  # fmt: skip
+                 sims: Mapping[str, Simulator] | None = None, *, quiet: bool = True,
+                 smtp_port: int = 0, state_dir: Path | None = None) -> None:  # fmt: skip
         self.sims = dict(sims) if sims is not None else simulators()
+        self.smtp = SMTPSimulator(host, smtp_port, directory=state_dir)
         app = DispatcherMiddleware(_index(self.sims), {f"/{n}": s for n, s in self.sims.items()})
         handler = _QuietHandler if quiet else WSGIRequestHandler
         self.server: BaseWSGIServer = make_server(host, port, app, threaded=True,
@@ -58,17 +62,28 @@ class Lab:
         return self.sims[vendor]
 
     def start(self) -> Lab:
+        self.smtp.start()
         self.thread = threading.Thread(target=self.server.serve_forever, name="lab", daemon=True)
         self.thread.start()
         return self
 
     def serve_forever(self) -> None:
-        self.server.serve_forever()
+        self.smtp.start()
+        try:
+            self.server.serve_forever()
+        finally:
+            self.smtp.stop()
 
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.smtp.stop()
 
     def reset(self) -> None:
         for sim in self.sims.values():
             sim.reset()
+        self.smtp.reset()
+
+    def smtp_settings(self) -> tuple[str, str]:
+        """The mail simulator's URL and the CA file that verifies its certificate."""
+        return self.smtp.url, str(self.smtp.cert_file)

@@ -43,7 +43,7 @@ def test_the_example_contains_collects_notifies_and_tickets_against_the_lab(
     tmp_path: Path, encryption_keys: list[str], bob: Any, carol: Any,
 ) -> None:  # fmt: skip
     settings.BULWARK_ARTIFACT_DIR = tmp_path
-    ensure_lab_connections(lab.url, actor="system:test")
+    ensure_lab_connections(lab.url, actor="system:test", smtp=lab.smtp_settings())
     call_command("import_playbooks", publish=True, verbosity=0)
     run = start_run(playbook=Playbook.objects.get(name="contain-compromised-host"),
                     inputs={"host_id": HOST}, actor="user:bob")  # fmt: skip

@@ -46,7 +46,7 @@ def test_the_catalogue_needs_a_role(db: None) -> None:
 def test_a_lab_connection_tests_ok_and_the_test_is_audited(
     lab: Any, admin_user: Any, encryption_keys: list[str], vendor: str
 ) -> None:
-    ensure_lab_connections(lab.url, actor="system:test")
+    ensure_lab_connections(lab.url, actor="system:test", smtp=lab.smtp_settings())
     answer = client_for(admin_user).post(f"/api/v1/connections/lab-{vendor}/test/")
     assert answer.status_code == 200
     assert answer.json()["ok"] is True, answer.json()
@@ -71,5 +71,5 @@ def test_wrong_credentials_test_not_ok_without_showing_the_secret(
 def test_only_admins_and_authors_may_test_a_connection(
     lab: Any, bob: Any, encryption_keys: list[str]
 ) -> None:
-    ensure_lab_connections(lab.url, actor="system:test")
+    ensure_lab_connections(lab.url, actor="system:test", smtp=lab.smtp_settings())
     assert client_for(bob).post("/api/v1/connections/lab-slack/test/").status_code == 403

@@ -22,7 +22,7 @@ HOST = "4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f90"
 def test_a_429_with_falcons_header_waits_until_then_and_then_succeeds(
     lab: Any, inline_dispatch: InlineDispatcher, time_machine: Any, encryption_keys: list[str]
 ) -> None:
-    ensure_lab_connections(lab.url, actor="system:test")
+    ensure_lab_connections(lab.url, actor="system:test", smtp=lab.smtp_settings())
     lab["crowdstrike"].rate_limited(20, path="/devices/entities/devices/v2")
     step = {"id": "lookup", "action": "crowdstrike.get_host", "with": {"device_id": HOST},
             "retry": {"attempts": 2, "backoff": "1s", "jitter": False}}  # fmt: skip

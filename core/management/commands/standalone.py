@@ -41,7 +41,9 @@ class Command(BaseCommand):
 
     def _start_lab(self, port: int) -> Lab | None:
         try:
-            return Lab("127.0.0.1", port).start()
+            return Lab(
+                "127.0.0.1", port, smtp_port=port + 1, state_dir=settings.VAR_DIR / "lab"
+            ).start()
         except OSError as exc:
             self.stderr.write(f"the vendor simulators are not served: port {port}: {exc.strerror}; "
                               "choose another with --lab-port")  # fmt: skip
@@ -77,7 +79,11 @@ class Command(BaseCommand):
             f"Bulwark standalone: {url}/api/v1/runs/  (API docs {url}/api/v1/docs/, admin {url}/admin/)\n"
             f"database {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, broker {broker}, "
             f"{options['workers']} worker threads, scheduler every {settings.BULWARK_SCHEDULER_TICK_SECONDS:g}s"
-            + (f"\nvendor simulators (the lab): {lab.url}/<vendor>/" if lab else "")
+            + (
+                f"\nvendor simulators (the lab): {lab.url}/<vendor>/, mail {lab.smtp.url}"
+                if lab
+                else ""
+            )
         )
         server = ThreadedWSGIServer(
             (options["host"], options["port"]), WSGIRequestHandler, ipv6=":" in options["host"]

@@ -20,16 +20,18 @@ class Command(BaseCommand):
                             help="create or repoint the lab-<vendor> connections to this lab")  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
-        lab = Lab(options["host"], options["port"], quiet=False)
+        lab = Lab(options["host"], options["port"], quiet=False, smtp_port=options["port"] + 1,
+                  state_dir=settings.VAR_DIR / "lab")  # fmt: skip
         if options["connect"]:
             from integrations.lab.connections import ensure_lab_connections
 
-            names = ensure_lab_connections(lab.url, actor="system:lab")
+            names = ensure_lab_connections(lab.url, actor="system:lab", smtp=lab.smtp_settings())
             self.stdout.write(
                 f"connections: {', '.join(names) or 'none (other connections exist)'}"
             )
         for vendor in lab.sims:
             self.stdout.write(f"{vendor:12} {lab.base_url(vendor)}")
+        self.stdout.write(f"{'email':12} {lab.smtp.url} (STARTTLS; CA {lab.smtp.cert_file})")
         self.stdout.write(
             f"Bulwark lab on {lab.url}; faults and recorded calls under /<vendor>/_lab/"
         )
