@@ -316,3 +316,24 @@ def test_connection(*, connection: Connection, actor: str) -> dict[str, Any]:
         record_event(stream="system", kind="connection.tested", actor=actor,
                      payload={**_describe(connection), "ok": result["ok"], "message": result["message"]})  # fmt: skip
     return result
+
+
+def rotate_credentials(*, actor: str) -> tuple[int, list[str]]:
+    """Re-encrypt every connection's credentials with the first configured key (after a
+    new key was put first in BULWARK_ENCRYPTION_KEY). Returns how many were rotated and
+    the names of those no configured key can decrypt (left untouched). Audited."""
+    from integrations.crypto import rotate_json
+
+    rotated, unreadable = 0, []
+    with transaction.atomic():
+        for connection in Connection.objects.select_for_update().exclude(credentials_encrypted=""):
+            try:
+                connection.credentials_encrypted = rotate_json(connection.credentials_encrypted)
+            except DecryptionError:
+                unreadable.append(connection.name)
+                continue
+            connection.save(update_fields=["credentials_encrypted", "updated_at"])
+            rotated += 1
+        record_event(stream="system", kind="connection.keys_rotated", actor=actor,
+                     payload={"rotated": rotated, "unreadable": unreadable})  # fmt: skip
+    return rotated, unreadable

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
@@ -49,3 +50,39 @@ def test_a_malformed_key_is_a_configuration_error_that_hides_the_key(settings: A
     with pytest.raises(ImproperlyConfigured) as caught:
         encrypt_json(CREDS)
     assert "not-a-fernet-key-but-a-secret" not in str(caught.value)
+
+
+@pytest.mark.django_db
+def test_rotate_encryption_key_re_encrypts_every_connection_with_the_new_key(settings: Any) -> None:
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    from audit.models import AuditEvent
+    from integrations.connections import create_connection
+    from integrations.models import Connection
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.ENCRYPTION_KEYS = [old]
+    create_connection(integration="http", name="api", base_url="https://api.example.com",
+                      credentials={"token": "tok-123456"}, actor="user:alice")  # fmt: skip
+    settings.ENCRYPTION_KEYS = [new, old]
+    call_command("rotate_encryption_key", stdout=io.StringIO())
+    settings.ENCRYPTION_KEYS = [new]  # the old key can go now
+    assert Connection.objects.get(name="api").credentials == {"token": "tok-123456"}
+    event = AuditEvent.objects.get(kind="connection.keys_rotated")
+    assert event.payload == {"rotated": 1, "unreadable": []}
+
+
+@pytest.mark.django_db
+def test_rotation_names_connections_no_key_can_read(settings: Any) -> None:
+    from cryptography.fernet import Fernet
+    from django.core.management import CommandError, call_command
+
+    from integrations.connections import create_connection
+
+    settings.ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    create_connection(integration="http", name="lost", base_url="https://api.example.com",
+                      credentials={"token": "tok-123456"}, actor="user:alice")  # fmt: skip
+    settings.ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    with pytest.raises(CommandError, match="lost"):
+        call_command("rotate_encryption_key", stdout=io.StringIO())
