@@ -350,10 +350,15 @@ def credential_secrets(credentials: Mapping[str, Any]) -> list[str]:
             found.append(str(value))
 
     walk(credentials)
-    username, password = credentials.get("username"), credentials.get("password")
-    if isinstance(username, str) and isinstance(password, str):
-        found.append(base64.b64encode(f"{username}:{password}".encode()).decode())
+    # Pairs that vendors take as HTTP Basic (Jira: e-mail and API token; OAuth clients).
+    for user_field, secret_field in BASIC_PAIRS:
+        user, secret = credentials.get(user_field), credentials.get(secret_field)
+        if isinstance(user, str) and isinstance(secret, str):
+            found.append(base64.b64encode(f"{user}:{secret}".encode()).decode())
     return found
+
+
+BASIC_PAIRS = (("username", "password"), ("email", "api_token"), ("client_id", "client_secret"))
 
 
 def _variants(secret: str) -> set[str]:

@@ -15,12 +15,20 @@ from werkzeug.wrappers import Request, Response
 from integrations.lab.simulator import Simulator, json_response
 
 LAB_TOKEN = "lab-awx-token-0000"  # noqa: S105 - the lab's own, not a secret
+
+
+def _template(name: str, *, variables: bool, limit: bool) -> dict[str, Any]:
+    return {"name": name, "ask_variables_on_launch": variables, "ask_limit_on_launch": limit,
+            "ask_inventory_on_launch": False, "ask_tags_on_launch": False}  # fmt: skip
+
+
 TEMPLATES = {
-    42: {"name": "Patch hosts", "ask_variables_on_launch": True, "ask_limit_on_launch": True,
-         "ask_inventory_on_launch": False, "ask_tags_on_launch": False},
-    7: {"name": "Restart web tier", "ask_variables_on_launch": False, "ask_limit_on_launch": False,
-        "ask_inventory_on_launch": False, "ask_tags_on_launch": False},
-}  # fmt: skip
+    7: _template("Snapshot host", variables=False, limit=True),
+    9: _template("Restart web tier", variables=False, limit=False),
+    42: _template("Patch hosts", variables=True, limit=True),
+    43: _template("Restore host from snapshot", variables=False, limit=True),
+    44: _template("Verify a CVE is fixed", variables=True, limit=True),
+}
 STAGES = ("pending", "waiting", "running")
 
 

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Request, Response
 from integrations.lab.simulator import Simulator, json_response
 
 LAB_BOT_TOKEN = "xoxb-lab-0000-bulwark"  # noqa: S105 - the lab's own, not a secret
-CHANNELS = {"C0SOC": "soc", "C0IR": "incident-response"}
+CHANNELS = {"C0SOC": "soc", "C0IR": "incident-response", "C0CHANGE": "change"}
 
 
 class SlackSimulator(Simulator):

@@ -59,7 +59,7 @@ def test_fields_the_template_would_ignore_fail_the_step_before_launching(
     lab: Any, awx: Any
 ) -> None:
     with pytest.raises(PermanentError) as failed:
-        actions.launch_job(ctx_for(lab), job_template=7, limit="web01")
+        actions.launch_job(ctx_for(lab), job_template=9, limit="web01")
     assert "ask_limit_on_launch" in failed.value.message
     assert awx.requests("POST") == []
 
