@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
-from artifacts.store import ArtifactTooLarge, describe, save_artifact
 from integrations.context import ActionContext
 from integrations.crowdstrike.client import Falcon
 from integrations.errors import PermanentError
+from integrations.evidence import keeper
 from integrations.polling import DEFAULT_POLL_INTERVAL, DEFAULT_WAIT_TIMEOUT, wait
 from integrations.probes import prober
 from integrations.registry import action
@@ -113,25 +111,14 @@ def rtr_get_file(ctx: ActionContext, *, device_id: str, file_path: str,
             raise PermanentError(f"RTR retrieved no file named {file_path}", kind="not_found")
         listed = found[-1]
 
-        def keep(response: httpx.Response, chunks: Any) -> dict[str, Any]:
-            from django.conf import settings
-
-            try:
-                artifact = save_artifact(
-                    chunks=chunks, filename=f"{file_path.replace(chr(92), '/').rsplit('/', 1)[-1]}.7z",
-                    content_type=response.headers.get("content-type", "application/x-7z-compressed"),
-                    source=f"crowdstrike.rtr_get_file host {device_id} {file_path}",
-                    actor=f"action:crowdstrike.rtr_get_file:{ctx.idempotency_key}",
-                    run_id=ctx.run_id, step_id=ctx.step_id,
-                    item_index=-1 if ctx.item_index is None else ctx.item_index,
-                    metadata={"device_id": device_id, "file_path": file_path,
-                              "vendor_sha256": listed.get("sha256"), "vendor_size": listed.get("size"),
-                              "archive": "7z, password infected"},
-                    max_bytes=settings.BULWARK_ARTIFACT_MAX_BYTES,
-                )  # fmt: skip
-            except ArtifactTooLarge as exc:
-                raise PermanentError(str(exc), kind="artifact_too_large") from None
-            return describe(artifact)
+        keep = keeper(
+            ctx, action="crowdstrike.rtr_get_file",
+            filename=f"{file_path.replace(chr(92), '/').rsplit('/', 1)[-1]}.7z",
+            default_type="application/x-7z-compressed",
+            source=f"crowdstrike.rtr_get_file host {device_id} {file_path}",
+            metadata={"device_id": device_id, "file_path": file_path, "vendor_sha256": listed.get("sha256"),
+                      "vendor_size": listed.get("size"), "archive": "7z, password infected"},
+        )  # fmt: skip
 
         kept = falcon.download_file(session, str(listed["sha256"]), file_path, keep)
         falcon.close_session(session)

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import httpx
-
-from artifacts.store import ArtifactTooLarge, describe, save_artifact
 from integrations import http_client
 from integrations.context import ActionContext
 from integrations.defender.client import FINAL, Defender, DefenderError
 from integrations.errors import PermanentError
+from integrations.evidence import keeper
 from integrations.polling import DEFAULT_POLL_INTERVAL, DEFAULT_WAIT_TIMEOUT, wait
 from integrations.probes import prober
 from integrations.registry import action
@@ -110,8 +108,6 @@ def collect_investigation_package(ctx: ActionContext, *, machine_id: str, commen
     limited to 2 a minute, so only once), and downloads the package, without the bearer
     token, straight into the artifact store by SHA-256.
     """
-    from django.conf import settings
-
     with Defender(ctx) as defender:
         done = _run_machine_action(
             defender, machine_id=machine_id, kind="CollectInvestigationPackage",
@@ -120,22 +116,13 @@ def collect_investigation_package(ctx: ActionContext, *, machine_id: str, commen
         )  # fmt: skip
         uri = defender.package_uri(str(done["id"]))
 
-        def keep(response: httpx.Response, chunks: Any) -> dict[str, Any]:
-            try:
-                artifact = save_artifact(
-                    chunks=chunks, filename=f"investigation-package-{machine_id}.zip",
-                    content_type=response.headers.get("content-type", "application/zip"),
-                    source=f"defender.collect_investigation_package machine {machine_id} action {done['id']}",
-                    actor=f"action:defender.collect_investigation_package:{ctx.idempotency_key}",
-                    run_id=ctx.run_id, step_id=ctx.step_id,
-                    item_index=-1 if ctx.item_index is None else ctx.item_index,
-                    metadata={"machine_id": machine_id, "machine_action": done["id"],
-                              "computer": done.get("computerDnsName")},
-                    max_bytes=settings.BULWARK_ARTIFACT_MAX_BYTES,
-                )  # fmt: skip
-            except ArtifactTooLarge as exc:
-                raise PermanentError(str(exc), kind="artifact_too_large") from None
-            return describe(artifact)
+        keep = keeper(
+            ctx, action="defender.collect_investigation_package",
+            filename=f"investigation-package-{machine_id}.zip", default_type="application/zip",
+            source=f"defender.collect_investigation_package machine {machine_id} action {done['id']}",
+            metadata={"machine_id": machine_id, "machine_action": done["id"],
+                      "computer": done.get("computerDnsName")},
+        )  # fmt: skip
 
         # The SAS link is its own credential: fetched without the API's bearer token.
         secrets = [*defender.secrets, uri.partition("?")[2]]

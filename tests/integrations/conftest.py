@@ -230,3 +230,22 @@ def poll_until_done(call: Callable[[ActionContext], Any], ctx: ActionContext,
             ctx.attempt += 1
             time.sleep(pause)
     raise AssertionError(f"still polling after {limit} calls")
+
+
+def run_to_the_end(run: Any, inline: Any, time_machine: Any, *, rounds: int = 80) -> Any:
+    """Drive a run with the inline dispatcher: drain the workers' queue, and whenever
+    nothing is queued, let 2.5 s pass and sweep (timers, polls)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from core.reconciler import sweep
+
+    for _ in range(rounds):
+        inline.drain()
+        run.refresh_from_db()
+        if run.finished_at is not None:
+            return run
+        time_machine.move_to(timezone.now() + timedelta(seconds=2.5))
+        sweep()
+    raise AssertionError(f"run {run.pk} is still {run.status}")

@@ -3,39 +3,24 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.utils import timezone
 
 from artifacts.models import Artifact
 from audit.models import AuditEvent
 from audit.verify import verify_chains
 from core.dispatch import InlineDispatcher
-from core.models import Run
-from core.reconciler import sweep
 from core.runs import start_run
 from integrations.lab.connections import ensure_lab_connections
 from playbooks.models import Playbook
 from tests.conftest import client_for
+from tests.integrations.conftest import run_to_the_end
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HOST = "4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f90"
-
-
-def run_to_the_end(run: Run, inline: InlineDispatcher, time_machine: Any) -> Run:
-    """Drain the workers' queue; whenever nothing is queued, let time pass and sweep."""
-    for _ in range(60):
-        inline.drain()
-        run.refresh_from_db()
-        if run.finished_at is not None:
-            return run
-        time_machine.move_to(timezone.now() + timedelta(seconds=2.5))
-        sweep()
-    raise AssertionError(f"run {run.pk} is still {run.status}")
 
 
 def test_the_example_contains_collects_notifies_and_tickets_against_the_lab(

@@ -7,25 +7,23 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.utils import timezone
 
 from artifacts.models import Artifact
 from audit.models import AuditEvent
 from core.dispatch import InlineDispatcher
-from core.models import Attempt, Run, StepRun
-from core.reconciler import sweep
+from core.models import Attempt, StepRun
 from core.runs import start_run
 from integrations.lab.connections import ensure_lab_connections, lab_specs
 from integrations.models import Connection
 from playbooks.models import Playbook
 from tests.conftest import client_for
 from tests.core.factories import definition, published_version
+from tests.integrations.conftest import run_to_the_end
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,17 +60,6 @@ def secrets_of(lab: Any) -> set[str]:
     found |= set(lab["crowdstrike"].tokens) | set(lab["defender"].tokens)
     found |= {sig for sig in lab["defender"].packages}
     return {s for s in found if len(s) >= 8}
-
-
-def run_to_the_end(run: Run, inline: InlineDispatcher, time_machine: Any) -> Run:
-    for _ in range(80):
-        inline.drain()
-        run.refresh_from_db()
-        if run.finished_at is not None:
-            return run
-        time_machine.move_to(timezone.now() + timedelta(seconds=2.5))
-        sweep()
-    raise AssertionError(f"run {run.pk} is still {run.status}")
 
 
 def test_no_secret_appears_in_the_api_logs_outputs_errors_or_audit(
