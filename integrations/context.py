@@ -28,7 +28,11 @@ class ConnectionInfo:
 class PollAgain(Exception):
     """Raised by an asynchronous action whose vendor work is not done yet: call me again
     after `after` seconds with `progress` as `ctx.progress`. The worker thread is freed
-    meanwhile; the wait does not use up one of the step's attempts."""
+    meanwhile; the wait does not use up one of the step's attempts.
+
+    `progress` must hold what the action needs to resume without acting again (a job id,
+    a machine action id): once a unit has progress, an attempt whose outcome is unknown
+    is retried, because the next attempt resumes rather than repeats."""
 
     def __init__(self, after: float, progress: Any, note: str = "") -> None:
         super().__init__(note or f"poll again in {after:g}s")

@@ -262,7 +262,10 @@ def check_status(
     message = f"{_describe(response.request, secrets)} returned HTTP {code}"
     if snippet.strip():
         message += f": {snippet.strip()}"
-    details: dict[str, object] = {"status_code": code, "body": snippet}
+    # A server that answered 500/502/504 may have acted before failing; 408, 429 and 503
+    # say the request was not taken up.
+    sent = code >= 500 and code != 503
+    details: dict[str, object] = {"status_code": code, "body": snippet, "request_sent": sent}
     if code in (408, 429) or (code >= 500 and code not in _PERMANENT_5XX):
         retry_after = retry_after_seconds(response.headers)
         raise TransientError(message, kind="http_status", retry_after=retry_after, details=details)

@@ -49,10 +49,10 @@ def _on_failed(b: Builder, event: UnitFailed) -> None:
     _require(unit, UnitStatus.RUNNING, event)
     error = event.error.as_dict() | {"attempt": unit.attempts}
     action = _action_of(b, event.key)
-    if event.error.request_sent and action is not None and not b.plan.safe_to_repeat(action):
+    if event.error.request_sent and action is not None and not _resumable(b, unit, action):
         ambiguous = error | {
             "kind": "ambiguous",
-            "message": f"{action} sent its request but the answer was lost ({event.error.message}); "
+            "message": f"{action} sent its request and its outcome is unknown ({event.error.message}); "
             "it cannot be safely repeated, so the step waits for a person",
         }
         b.update(event.key, status=UnitStatus.NEEDS_ATTENTION, error=ambiguous)
@@ -111,6 +111,13 @@ def _on_waiting(b: Builder, event: UnitWaiting) -> None:
     )
 
 
+def _resumable(b: Builder, unit: Unit, action: str) -> bool:
+    """Whether another attempt may run after this one's effect became unknown: the action
+    is safe to repeat, or it kept progress (its vendor-side handle, see PollAgain), so the
+    next attempt resumes from there instead of acting again."""
+    return b.plan.safe_to_repeat(action) or unit.progress is not None
+
+
 def _action_of(b: Builder, key: UnitKey) -> str | None:
     step = b.plan.step(key.step)
     if key.phase == COMPENSATE:
@@ -131,7 +138,7 @@ def _on_lost(b: Builder, event: UnitLost) -> None:
             "message": f"attempt {unit.attempts} of {unit.max_attempts} lost its worker; "
             "no attempts are left, so the step waits for a person",
         }
-    elif action is not None and not b.plan.safe_to_repeat(action):
+    elif action is not None and not _resumable(b, unit, action):
         error = {
             "kind": "ambiguous",
             "message": f"attempt {unit.attempts} lost its worker while running {action}, which "

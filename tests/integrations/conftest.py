@@ -248,4 +248,11 @@ def run_to_the_end(run: Any, inline: Any, time_machine: Any, *, rounds: int = 80
             return run
         time_machine.move_to(timezone.now() + timedelta(seconds=2.5))
         sweep()
-    raise AssertionError(f"run {run.pk} is still {run.status}")
+    from core.models import StepRun
+
+    stuck = list(
+        StepRun.objects.filter(run=run)
+        .exclude(status="succeeded")
+        .values_list("step_id", "status", "error")
+    )
+    raise AssertionError(f"run {run.pk} is still {run.status}: {stuck}")

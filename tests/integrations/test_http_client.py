@@ -108,6 +108,16 @@ def test_server_errors_and_rate_limits_are_transient(web: LocalServer) -> None:
     assert caught.value.retry_after == 3
 
 
+@pytest.mark.parametrize(("status", "sent"), [(500, True), (502, True), (504, True), (503, False),
+                                              (429, False), (408, False)])  # fmt: skip
+def test_a_server_error_may_have_acted_but_busy_answers_say_it_did_not(
+    web: LocalServer, status: int, sent: bool
+) -> None:
+    with pytest.raises(TransientError) as caught:
+        _send(web, f"/status/{status}")
+    assert caught.value.details["request_sent"] is sent
+
+
 def test_client_errors_are_permanent(web: LocalServer) -> None:
     with pytest.raises(PermanentError) as caught:
         _send(web, "/status/403")

@@ -76,7 +76,7 @@ def test_no_secret_appears_in_the_api_logs_outputs_errors_or_audit(
     call_command("import_playbooks", publish=True, verbosity=0)
     # Vendors that echo what they were sent: the error texts must come back redacted.
     lab["slack"].inject(
-        500, f"upstream rejected token {lab_specs(lab.url)[2][2]['token']}", times=1
+        503, f"upstream rejected token {lab_specs(lab.url)[2][2]['token']}", times=1
     )
     lab["jira"].inject(
         503,

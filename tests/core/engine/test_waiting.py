@@ -70,3 +70,28 @@ def test_a_poll_interval_is_bounded() -> None:
     sim = Rehearsal.of(steps(echo("a"))).start()
     polled(sim, {}, after=10**9)
     assert sim.state.units[A].next_attempt_at == sim.now + 3600.0
+
+
+def test_an_unsafe_action_that_kept_progress_is_resumed_when_its_attempt_is_lost() -> None:
+    from core.engine.events import UnitLost
+
+    sim = Rehearsal.of(
+        steps(echo("a", retry={"attempts": 3})), unsafe=frozenset({"util.echo"})
+    ).start()
+    polled(sim, {"job": 101})  # the job was launched and its id kept
+    sim.tick()
+    sim.claim(A)
+    sim.apply(UnitLost(A))  # the worker died while polling
+    assert sim.status("a") == UnitStatus.QUEUED
+    assert sim.state.units[A].progress == {"job": 101}
+
+
+def test_an_unsafe_action_without_progress_waits_for_a_person_when_lost() -> None:
+    from core.engine.events import UnitLost
+
+    sim = Rehearsal.of(
+        steps(echo("a", retry={"attempts": 3})), unsafe=frozenset({"util.echo"})
+    ).start()
+    sim.claim(A)
+    sim.apply(UnitLost(A))
+    assert sim.status("a") == UnitStatus.NEEDS_ATTENTION
