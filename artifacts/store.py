@@ -92,13 +92,21 @@ def describe(artifact: Artifact) -> dict[str, Any]:
     }
 
 
-def read_verified(artifact: Artifact) -> bytes:
-    """The artifact's bytes, after checking they still hash to its SHA-256."""
+def verify(artifact: Artifact) -> None:
+    """Check the stored bytes still hash to the artifact's SHA-256, reading in chunks."""
+    digest = hashlib.sha256()
     with get_storage().open(artifact.sha256) as f:
-        data = f.read()
-    if hashlib.sha256(data).hexdigest() != artifact.sha256:
+        while chunk := f.read(1024 * 1024):
+            digest.update(chunk)
+    if digest.hexdigest() != artifact.sha256:
         raise ArtifactCorrupted(f"artifact {artifact.pk}: stored bytes no longer match its SHA-256")
-    return data
+
+
+def read_verified(artifact: Artifact) -> bytes:
+    """The artifact's bytes (small ones: tests, JSON outputs), after `verify`."""
+    verify(artifact)
+    with get_storage().open(artifact.sha256) as f:
+        return f.read()
 
 
 class ArtifactCorrupted(Exception):

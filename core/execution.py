@@ -236,7 +236,13 @@ def run_claimed(claimed: Claimed) -> Outcome:
         return Outcome(error=ErrorInfo(message, kind="internal_error"))
     encoded = json.dumps(output)
     if len(encoded) > settings.BULWARK_MAX_OUTPUT_BYTES:
-        output = _output_as_artifact(claimed, encoded)
+        try:
+            output = _output_as_artifact(claimed, encoded)
+        except Exception as exc:  # a full disk or an unreachable bucket: a retryable failure
+            log.error("unit %s: keeping its large output failed: %s", claimed.unit_id, exc)
+            return Outcome(error=ErrorInfo(f"the output ({len(encoded)} bytes) could not be kept as an "
+                                           f"artifact: {type(exc).__name__}", kind="artifact_storage",
+                                           retryable=True))  # fmt: skip
     return Outcome(output=output)
 
 

@@ -41,9 +41,10 @@ def admit(ctx: ActionContext, info: ConnectionInfo) -> None:
     health = _row(info)
     if health is None:
         return
-    _check_circuit(health, info)
+    # The rate limit first: an attempt it defers must not hold the half-open probe.
     if info.rate_limit_per_minute:
         _take_rate_slot(ctx, health, info.rate_limit_per_minute)
+    _check_circuit(health, info)
 
 
 def _check_circuit(health: ConnectionHealth, info: ConnectionInfo) -> None:
@@ -113,6 +114,9 @@ def record_success(info: ConnectionInfo) -> None:
 
 def record_failure(info: ConnectionInfo, error: ActionError) -> None:
     """A failure: transient ones that say the vendor is unwell count toward opening."""
+    answered = error.details.get("status_code") is not None
+    if not answered and error.kind not in ("timeout", "connection"):
+        return  # refused before any request went out (validation, SSRF, fenced): no news
     busy = error.details.get("status_code") == 429  # alive, only asking us to slow down
     if not error.retryable or error.kind not in UNHEALTHY_KINDS or busy:
         record_success(info)

@@ -105,7 +105,7 @@ def bearer_token(
     secrets: list[str],
 ) -> str:  # fmt: skip
     """The cached token (fetched when there is none)."""
-    key = cache_key(token_url, form)
+    key = cache_key(str(client.base_url) + "\0" + token_url, form)
     return tokens.get(key, lambda: fetch_token(client, ctx, token_url, form, secrets=secrets))
 
 
@@ -121,7 +121,7 @@ def send_authorized(
     **kwargs: Any,
 ) -> httpx.Response:
     """Send with the cached bearer token; on a 401, fetch a new token and retry once."""
-    key = cache_key(token_url, form)
+    key = cache_key(str(client.base_url) + "\0" + token_url, form)
     token = tokens.get(key, lambda: fetch_token(client, ctx, token_url, form, secrets=secrets))
     expect = set(kwargs.pop("expect_status", ())) | {401}
     headers = dict(kwargs.pop("headers", None) or {})

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from integrations.context import ActionContext, ConnectionInfo
+from integrations.context import ActionContext, ConnectionInfo, PollAgain
 from integrations.errors import ActionError
 
 Probe = Callable[[ActionContext], str]
@@ -44,6 +44,8 @@ def probe_connection(info: ConnectionInfo) -> dict[str, Any]:
         ok = True
     except ActionError as exc:
         message, ok = exc.message, False
+    except PollAgain as wait:  # the connection's rate limit is spent just now
+        message, ok = f"not tested: {wait.note}", False
     return {
         "ok": ok,
         "message": message,

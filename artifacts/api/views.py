@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import FileResponse
 from django_filters import rest_framework as filters
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
@@ -17,7 +17,8 @@ from rest_framework.request import Request
 from accounts import roles
 from accounts.permissions import RolePermission, actor_for, has_role
 from artifacts.models import Artifact
-from artifacts.store import ArtifactCorrupted, read_verified, record_download
+from artifacts.storage import get_storage
+from artifacts.store import ArtifactCorrupted, record_download, verify
 
 
 class ArtifactSerializer(serializers.ModelSerializer[Artifact]):
@@ -58,16 +59,19 @@ class ArtifactViewSet(viewsets.ReadOnlyModelViewSet[Artifact]):
     permission_classes = (RolePermission, CanDownloadEvidence)
 
     @action(detail=True, methods=["get"])
-    def content(self, request: Request, pk: str | None = None) -> HttpResponse:
+    def content(self, request: Request, pk: str | None = None) -> FileResponse:
         """The artifact's bytes; `X-Content-SHA256` and `Repr-Digest` (RFC 9530) carry the
         hash they were verified against just now."""
         artifact = self.get_object()
         try:
-            data = read_verified(artifact)
+            verify(artifact)  # in chunks; the bytes are then streamed, never held whole
         except (ArtifactCorrupted, FileNotFoundError) as exc:
             raise IntegrityFailure(str(exc)) from None
         record_download(artifact, actor=actor_for(request.user))
-        response = HttpResponse(data, content_type=artifact.content_type)
+        response = FileResponse(
+            get_storage().open(artifact.sha256), content_type=artifact.content_type
+        )
+        response["Content-Length"] = str(artifact.size)
         response["X-Content-SHA256"] = artifact.sha256
         digest = base64.b64encode(bytes.fromhex(artifact.sha256)).decode()
         response["Repr-Digest"] = f"sha-256=:{digest}:"

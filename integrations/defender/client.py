@@ -3,6 +3,7 @@ credentials, machine actions that finish asynchronously, and `{"error": {code, m
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from integrations.errors import PermanentError
@@ -11,6 +12,18 @@ from integrations.vendor import VendorAPI, credential, json_body
 LOGIN_URL = "https://login.microsoftonline.com"
 SCOPE = "https://api.securitycenter.microsoft.com/.default"
 FINAL = {"Succeeded", "Failed", "TimeOut", "Cancelled"}
+
+
+MACHINE_ID_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+def check_machine_id(machine_id: str) -> None:
+    """Defender machine ids are 40 hex digits; anything else never reaches a path or an
+    OData filter (where a quote could widen what it matches)."""
+    if not MACHINE_ID_RE.fullmatch(machine_id):
+        raise PermanentError(
+            f"not a Defender machine id (40 hex digits): {machine_id!r}", kind="validation"
+        )
 
 
 class DefenderError(PermanentError):
@@ -48,6 +61,7 @@ class Defender(VendorAPI):
 
     def latest_action(self, machine_id: str, kinds: tuple[str, ...]) -> dict[str, Any] | None:
         """The newest machine action of one of `kinds` on the machine, if any."""
+        check_machine_id(machine_id)
         types = " or ".join(f"type eq '{kind}'" for kind in kinds)
         body = self.call("GET", "api/machineactions",
                          params={"$filter": f"machineId eq '{machine_id}' and ({types})"})  # fmt: skip
@@ -57,6 +71,7 @@ class Defender(VendorAPI):
         return dict(actions[-1]) if actions else None
 
     def request_action(self, machine_id: str, verb: str, body: dict[str, Any]) -> dict[str, Any]:
+        check_machine_id(machine_id)
         return dict(self.call("POST", f"api/machines/{machine_id}/{verb}", json=body))
 
     def package_uri(self, action_id: str) -> str:

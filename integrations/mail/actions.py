@@ -26,6 +26,14 @@ def _text(reply: bytes | str) -> str:
     return reply.decode(errors="replace") if isinstance(reply, bytes) else reply
 
 
+def _quit(smtp: smtplib.SMTP) -> None:
+    """End the session; once the message was accepted, a failed QUIT changes nothing."""
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
+
+
 def message_id(ctx: ActionContext, domain: str) -> str:
     digest = hashlib.sha256(ctx.idempotency_key.encode()).hexdigest()[:32]
     return f"<bulwark.{digest}@{domain}>"
@@ -70,7 +78,7 @@ class Mailer:
                                                   timeout=timeout, context=context)  # fmt: skip
             else:
                 smtp = GuardedSMTP(address=address, host=self.host, port=self.port, timeout=timeout)
-            with smtp:
+            try:
                 smtp.ehlo()
                 if not self.implicit_tls:
                     smtp.starttls(context=context)  # never AUTH or DATA in the clear
@@ -81,6 +89,8 @@ class Mailer:
                 self.ctx.check()
                 sent = True  # from here on the server may have the message
                 refused = smtp.send_message(message, to_addrs=recipients)
+            finally:
+                _quit(smtp)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = {code for code, _ in exc.recipients.values()}
             raise self._fail(

@@ -54,3 +54,24 @@ def test_an_output_within_the_limit_stays_on_the_step(
     inline_dispatch.drain()
     assert StepRun.objects.get(run=run, step_id="small").output["message"] == "x" * 500
     assert not Artifact.objects.exists()
+
+
+def test_a_large_output_that_cannot_be_kept_fails_the_attempt_retryably(
+    inline_dispatch: InlineDispatcher, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.execution
+
+    def full_disk(**kwargs: Any) -> Any:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(core.execution, "save_artifact", full_disk)
+    settings.BULWARK_MAX_OUTPUT_BYTES = 100
+    step = {"id": "big", "action": "util.echo", "with": {"message": "x" * 500},
+            "retry": {"attempts": 2, "backoff": "10s"}}  # fmt: skip
+    run = start_run(
+        playbook=published_version(definition(step)).playbook, inputs={}, actor="user:bob"
+    )
+    inline_dispatch.drain()
+    unit = StepRun.objects.get(run=run, step_id="big")
+    assert unit.status == "retry_wait"  # recorded and retried, not stranded as running
+    assert unit.error["kind"] == "artifact_storage"

@@ -56,7 +56,7 @@ def test_the_example_contains_collects_notifies_and_tickets_against_the_lab(
     assert content.status_code == 200
     assert (
         content["X-Content-SHA256"]
-        == hashlib.sha256(content.content).hexdigest()
+        == hashlib.sha256(b"".join(content.streaming_content)).hexdigest()
         == artifact.sha256
     )
 

@@ -164,3 +164,19 @@ def test_a_connection_over_its_rate_limit_defers_the_attempt_keeping_its_progres
     assert 1.0 <= deferred.value.after <= 5.0
     assert len(lab["crowdstrike"].requests("GET", LOOKUP)) == 3
     assert health(dave)["requests_deferred"] == 1
+
+
+def test_a_refusal_before_any_request_neither_opens_nor_closes_the_circuit(
+    lab: Any, falcon_connection: Connection
+) -> None:
+    from integrations import health as connection_health
+    from integrations.errors import PermanentError
+
+    lab["crowdstrike"].inject(503, times=3, path=LOOKUP)
+    for _ in range(3):
+        with pytest.raises(TransientError):
+            get_host(falcon_connection)
+    info = falcon_connection.to_info()
+    connection_health.record_failure(info, PermanentError("bad input", kind="validation"))
+    falcon_connection.health.refresh_from_db()
+    assert falcon_connection.health.state == "open"

@@ -125,7 +125,7 @@ def test_a_failed_machine_action_fails_the_step(lab: Any, defender: Any) -> None
 
 def test_an_unknown_machine_is_not_found(lab: Any, defender: Any) -> None:
     with pytest.raises(PermanentError) as failed:
-        actions.isolate_machine(ctx_for(lab), machine_id="nope", comment="x")
+        actions.isolate_machine(ctx_for(lab), machine_id="0" * 40, comment="x")
     assert failed.value.kind == "not_found"
     assert "ResourceNotFound" in failed.value.message
 
@@ -171,3 +171,14 @@ def test_the_investigation_package_is_kept_as_evidence_downloaded_without_the_to
     )
     (download,) = [c for c in defender.requests("GET") if c.path.startswith("/packages/")]
     assert "authorization" not in download.headers  # the SAS link is its own credential
+
+
+def test_a_machine_id_that_is_not_one_never_reaches_a_filter_or_a_path(
+    lab: Any, defender: Any
+) -> None:
+    poll_until_done(isolate, ctx_for(lab))  # another machine's isolation exists
+    forged = f"{MACHINE}' or machineId ne 'x"
+    with pytest.raises(PermanentError) as failed:
+        actions.isolate_machine(ctx_for(lab), machine_id=forged, comment="x")
+    assert failed.value.kind == "validation"
+    assert len(defender.requests("GET", "/api/machineactions")) == 1
