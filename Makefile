@@ -14,7 +14,7 @@ run: setup
 lint: setup
 	.venv/bin/ruff format --check .
 	.venv/bin/ruff check .
-	.venv/bin/mypy config accounts artifacts audit playbooks core integrations common bench manage.py
+	.venv/bin/mypy config alerts accounts artifacts audit playbooks core integrations common bench manage.py
 	.venv/bin/lint-imports
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run

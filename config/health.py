@@ -31,6 +31,9 @@ def metrics(request: HttpRequest) -> HttpResponse:
             return JsonResponse({"error": "a bearer token is required for /metrics"}, status=401)
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+    from alerts.metrics import IntakeCollector
     from core.metrics import registry
 
-    return HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
+    collected = registry()
+    collected.register(IntakeCollector())
+    return HttpResponse(generate_latest(collected), content_type=CONTENT_TYPE_LATEST)

@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "integrations",
     "playbooks",
     "core",
+    "alerts",
 ]
 
 MIDDLEWARE = [

@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/v1/", include("integrations.api.urls")),
     path("api/v1/", include("audit.api.urls")),
     path("api/v1/", include("artifacts.api.urls")),
+    path("api/v1/", include("alerts.api.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("metrics", health.metrics, name="metrics"),
 ]

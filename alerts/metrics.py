@@ -1,0 +1,24 @@
+"""Alert-intake metrics, read from the database at scrape time (like core.metrics)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from alerts.models import IntakeCounter
+
+
+class IntakeCollector(Collector):
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        deliveries = CounterMetricFamily(
+            "bulwark_alert_deliveries",
+            "Alert deliveries by source and outcome (accepted, duplicate, or why refused)",
+            labels=["source", "outcome"],
+        )
+        for source, outcome, number in IntakeCounter.objects.values_list(
+            "source", "outcome", "count"
+        ):
+            deliveries.add_metric([source, outcome], number)
+        yield deliveries

@@ -1,0 +1,116 @@
+"""Alert intake: the sources that send alerts, each delivery as received, the alerts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+from integrations.crypto import decrypt_json, encrypt_json
+
+
+class AlertSource(models.Model):
+    """A sender of alerts, reached at POST /api/v1/hooks/{slug}/."""
+
+    class Format(models.TextChoices):
+        GENERIC = "generic"
+        ALERTMANAGER = "alertmanager"
+
+    class Auth(models.TextChoices):
+        STANDARD_WEBHOOKS = "standard_webhooks"
+        GITHUB = "github"  # X-Hub-Signature-256: sha256=<hex HMAC of the body>
+        BEARER = "bearer"
+        BASIC = "basic"
+
+    slug = models.SlugField(max_length=63, unique=True)
+    title = models.CharField(max_length=200, blank=True, default="")
+    format = models.CharField(max_length=20, choices=Format.choices, default=Format.GENERIC)
+    auth = models.CharField(max_length=20, choices=Auth.choices)
+    # {"current": …, "previous": …}: two secrets are valid at once while one is rotated.
+    secrets_encrypted = models.TextField()
+    max_body_bytes = models.PositiveIntegerField(default=1024 * 1024)
+    # Alerts with the same fingerprint within this window are one alert.
+    dedup_window_seconds = models.PositiveIntegerField(default=3600)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def secrets(self) -> dict[str, Any]:
+        return decrypt_json(self.secrets_encrypted)
+
+    @secrets.setter
+    def secrets(self, value: dict[str, Any]) -> None:
+        self.secrets_encrypted = encrypt_json(value)
+
+
+class Alert(models.Model):
+    """One normalised alert; later copies within the dedup window attach to it."""
+
+    class Status(models.TextChoices):
+        FIRING = "firing"
+        RESOLVED = "resolved"
+
+    source = models.ForeignKey(AlertSource, on_delete=models.PROTECT, related_name="alerts")
+    fingerprint = models.CharField(max_length=64)
+    external_id = models.CharField(max_length=300, blank=True, default="")
+    title = models.CharField(max_length=500)
+    severity = models.CharField(max_length=20)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.FIRING)
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    entities = models.JSONField(default=dict)
+    raw = models.JSONField()
+    count = models.PositiveIntegerField(default=1)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(
+                fields=["source", "fingerprint", "-last_seen_at"], name="alert_fingerprint_idx"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_id}:{self.title}"
+
+
+class Delivery(models.Model):
+    """A request as accepted: its body verbatim, and the alerts it produced."""
+
+    source = models.ForeignKey(AlertSource, on_delete=models.PROTECT, related_name="deliveries")
+    # The sender's id (webhook-id …) or the body's SHA-256: seen again means a duplicate.
+    delivery_id = models.CharField(max_length=200)
+    body = models.TextField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    alerts = models.ManyToManyField(Alert, related_name="deliveries", blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "delivery_id"], name="delivery_once_per_source"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_id}:{self.delivery_id}"
+
+
+class IntakeCounter(models.Model):
+    """Deliveries by source and outcome (accepted, duplicate, or why refused), for /metrics."""
+
+    source = models.CharField(max_length=63)
+    outcome = models.CharField(max_length=40)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "outcome"], name="intake_counter_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source}/{self.outcome}={self.count}"
