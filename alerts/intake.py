@@ -88,11 +88,24 @@ def accept(slug: str, headers: dict[str, str], body: bytes) -> Answer:
                                                body=body.decode("utf-8", errors="replace"))  # fmt: skip
             stored = [_store(source, alert) for alert in alerts]
             delivery.alerts.add(*stored)
+            # New alerts only: later copies attach to an alert that was matched already.
+            fresh = [a.pk for a in stored if a.count == 1]
+            transaction.on_commit(lambda: _match(fresh))
     except IntegrityError:
         count(slug, "duplicate")
         return Answer(200, "duplicate", {"duplicate": True, "delivery": delivery_id})
     count(slug, "accepted")
     return Answer(202, "accepted", {"delivery": delivery_id, "alerts": [a.pk for a in stored]})
+
+
+def _match(alert_ids: list[int]) -> None:
+    from alerts.triggers import match_alert
+
+    for alert_id in alert_ids:
+        try:
+            match_alert(alert_id)
+        except Exception:  # the scheduler matches it later; the delivery stands
+            log.exception("alert %s: trigger matching failed; the scheduler will retry", alert_id)
 
 
 def _store(source: AlertSource, alert: Normalised) -> Alert:

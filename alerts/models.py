@@ -66,6 +66,10 @@ class Alert(models.Model):
     count = models.PositiveIntegerField(default=1)
     first_seen_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
+    # When the playbooks' triggers were matched against it (once; null: still to do).
+    triggered_at = models.DateTimeField(null=True, blank=True)
+    # A trigger that failed (a bad `if`, inputs the playbook refuses): recorded, never lost.
+    trigger_errors = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -77,6 +81,17 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_id}:{self.title}"
+
+
+class AlertRun(models.Model):
+    """A run a trigger started for an alert."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="runs")
+    run = models.OneToOneField("core.Run", on_delete=models.PROTECT, related_name="alert_link")
+    trigger_index = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"alert {self.alert_id} → run {self.run_id}"
 
 
 class Delivery(models.Model):

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -187,9 +188,20 @@ def redispatch_lost_messages(result: SweepResult) -> None:
         log.info("re-sent %d queued units whose messages looked lost", result.redispatched)
 
 
+# Duties other apps add to the scheduler's pass (alert intake re-matches alerts whose
+# trigger matching was interrupted); each takes the pass's result to report errors in.
+EXTRA_DUTIES: list[Callable[[SweepResult], None]] = []
+
+
 def sweep() -> SweepResult:
     """One pass of the reconciler."""
     result = SweepResult()
+    for duty in EXTRA_DUTIES:
+        try:
+            duty(result)
+        except Exception as exc:  # one failing duty must not stop the others
+            log.exception("reconciler: %s failed", getattr(duty, "__name__", duty))
+            result.errors.append(f"{getattr(duty, '__name__', duty)}: {exc}")
     fire_due_retries(result)
     apply_stranded_results(result)
     recover_expired_leases(result)

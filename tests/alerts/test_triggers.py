@@ -1,0 +1,108 @@
+"""Alerts start playbooks: a trigger's source and `if`, inputs from the alert, once."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from alerts.models import Alert, AlertRun
+from alerts.sources import create_source
+from core.dispatch import InlineDispatcher
+from core.models import Run
+from core.reconciler import sweep
+from tests.core.factories import definition, echo, published_version
+
+pytestmark = pytest.mark.django_db(transaction=True)
+SECRET = "s3cret-for-hooks-0123456789"
+TRIGGER = {"source": "edr", "if": "alert.severity in ['high', 'critical']",
+           "inputs": {"host": "{{ alert.entities.hosts[0] }}", "title": "{{ alert.title }}"}}  # fmt: skip
+INPUTS = {"host": {"type": "string", "required": True}, "title": {"type": "string"}}
+
+
+def playbook(name: str = "contain", *triggers: dict[str, Any]) -> Any:
+    return published_version(
+        definition(echo("first"), name=name, inputs=INPUTS, triggers=list(triggers) or [TRIGGER])
+    )
+
+
+def deliver(severity: str = "critical", **extra: Any) -> Any:
+    body = {"title": "Ransomware on WS-FIN-042", "severity": severity, "external_id": "det-1",
+            "observables": [{"type": "host", "value": "WS-FIN-042"}], **extra}  # fmt: skip
+    return Client().post("/api/v1/hooks/edr/", json.dumps(body), content_type="application/json",
+                         headers={"Authorization": f"Bearer {SECRET}"})  # fmt: skip
+
+
+@pytest.fixture
+def source(encryption_keys: list[str]) -> Any:
+    return create_source(
+        slug="edr", format="generic", auth="bearer", secret=SECRET, actor="user:alice"
+    )
+
+
+def test_a_matching_alert_starts_one_run_of_the_active_version_with_inputs_from_the_alert(
+    source: Any, inline_dispatch: InlineDispatcher
+) -> None:
+    version = playbook()
+    assert deliver().status_code == 202
+    (run,) = Run.objects.all()
+    assert (run.version_id, run.actor) == (version.pk, f"alert:{Alert.objects.get().pk}")
+    assert run.inputs == {"host": "WS-FIN-042", "title": "Ransomware on WS-FIN-042"}
+    assert run.context["alert"]["severity"] == "critical"
+    link = AlertRun.objects.get()
+    assert (link.run_id, link.trigger_index) == (run.pk, 0)
+    assert Alert.objects.get().triggered_at is not None
+    inline_dispatch.drain()
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+
+
+def test_a_storm_of_copies_starts_one_run(source: Any) -> None:
+    playbook()
+    for n in range(30):
+        assert deliver(copy=n).status_code == 202
+    assert Run.objects.count() == 1
+    assert Alert.objects.get().count == 30
+
+
+def test_a_false_condition_or_another_source_starts_nothing(source: Any) -> None:
+    playbook("other-source", {**TRIGGER, "source": "siem"})
+    playbook("contain")
+    deliver(severity="low")
+    assert not Run.objects.exists()
+    assert Alert.objects.get().triggered_at is not None
+
+
+def test_a_failing_trigger_is_recorded_on_the_alert_and_the_others_still_run(source: Any) -> None:
+    playbook(
+        "broken", {"source": "edr", "inputs": {"title": "{{ alert.title }}"}}
+    )  # no host: refused
+    playbook("contain")
+    assert deliver().status_code == 202
+    alert = Alert.objects.get()
+    (error,) = alert.trigger_errors
+    assert error["trigger"] == "broken v1 triggers[0]"
+    assert "host" in error["error"]
+    assert [r.playbook.name for r in Run.objects.all()] == ["contain"]
+
+
+def test_an_alert_whose_matching_was_interrupted_is_matched_by_the_scheduler(
+    source: Any, time_machine: Any
+) -> None:
+    playbook()
+    now = timezone.now()
+    alert = Alert.objects.create(source=source, fingerprint="f" * 64, title="T", severity="high",
+                                 entities={"hosts": ["WS-1"]}, raw={}, first_seen_at=now, last_seen_at=now)  # fmt: skip
+    sweep()
+    assert not Run.objects.exists()  # too fresh: its own matching may still be running
+    time_machine.move_to(now + timedelta(seconds=11))
+    sweep()
+    assert Run.objects.get().inputs["host"] == "WS-1"
+    sweep()
+    assert Run.objects.count() == 1
+    alert.refresh_from_db()
+    assert alert.triggered_at is not None
