@@ -15,6 +15,13 @@ class AlertSource(models.Model):
     class Format(models.TextChoices):
         GENERIC = "generic"
         ALERTMANAGER = "alertmanager"
+        GRAFANA = "grafana"
+        SPLUNK = "splunk"
+        ELASTIC = "elastic"
+        CROWDSTRIKE = "crowdstrike"
+        WAZUH = "wazuh"
+        SENTINEL = "sentinel"
+        OCSF = "ocsf"
 
     class Auth(models.TextChoices):
         STANDARD_WEBHOOKS = "standard_webhooks"

@@ -5,12 +5,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from alerts.mappings import alertmanager, generic
+from alerts.mappings import (
+    alertmanager,
+    crowdstrike,
+    elastic,
+    generic,
+    grafana,
+    ocsf,
+    sentinel,
+    splunk,
+    wazuh,
+)
 from alerts.mappings.base import MappingError, Normalised
 
 MAPPINGS: dict[str, Callable[[Any], list[Normalised]]] = {
     "generic": generic.normalise,
     "alertmanager": alertmanager.normalise,
+    "grafana": grafana.normalise,
+    "splunk": splunk.normalise,
+    "elastic": elastic.normalise,
+    "crowdstrike": crowdstrike.normalise,
+    "wazuh": wazuh.normalise,
+    "sentinel": sentinel.normalise,
+    "ocsf": ocsf.normalise,
 }
 
 
