@@ -27,11 +27,18 @@ def _candidates(secrets: Mapping[str, Any]) -> list[str]:
 
 
 def verify(
-    auth: str, secrets: Mapping[str, Any], headers: Mapping[str, str], body: bytes
+    auth: str,
+    secrets: Mapping[str, Any],
+    headers: Mapping[str, str],
+    body: bytes,
+    options: Mapping[str, Any] | None = None,
 ) -> str | None:
     """Raise Unauthenticated unless the delivery is authentic; return the sender's delivery
     id when the scheme carries one (Standard Webhooks' webhook-id)."""
     lowered = {k.lower(): v for k, v in headers.items()}
+    if auth == "grafana":
+        _grafana(secrets, lowered, body, options or {})
+        return None
     if auth == "standard_webhooks":
         return _standard_webhooks(secrets, lowered, body)
     if auth == "github":
@@ -76,3 +83,33 @@ def _standard_webhooks(secrets: Mapping[str, Any], headers: Mapping[str, str], b
     raise Unauthenticated(
         "Standard Webhooks signature missing, wrong, or outside the 5-minute window"
     )
+
+
+def _grafana(secrets: Mapping[str, Any], headers: Mapping[str, str], body: bytes,
+             options: Mapping[str, Any]) -> None:  # fmt: skip
+    """Grafana 12+: lowercase hex HMAC-SHA256 of the body, or of `timestamp:body` when a
+    timestamp header is configured (then it must be within the replay window)."""
+    import time
+
+    signature = headers.get(
+        str(options.get("signature_header", "X-Grafana-Alerting-Signature")).lower(), ""
+    )
+    message = body
+    if options.get("timestamp_header"):
+        stamp = headers.get(str(options["timestamp_header"]).lower(), "")
+        try:
+            fresh = abs(time.time() - float(stamp)) <= REPLAY_WINDOW_SECONDS
+        except ValueError:
+            fresh = False
+        if not fresh:
+            raise Unauthenticated("Grafana timestamp missing or outside the 5-minute window")
+        message = stamp.encode() + b":" + body
+    results = [
+        hmac.compare_digest(
+            hmac.new(secret.encode(), message, hashlib.sha256).hexdigest().encode(),
+            signature.encode(),
+        )
+        for secret in _candidates(secrets)
+    ]
+    if not any(results):
+        raise Unauthenticated("Grafana alerting signature missing or wrong")

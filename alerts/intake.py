@@ -6,12 +6,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from alerts.authentication import Unauthenticated, verify
@@ -27,6 +30,31 @@ class Answer:
     status: int
     outcome: str  # accepted | duplicate | the reason for a refusal
     body: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def take_slot(source: AlertSource) -> float | None:
+    """GCRA over the source's row: None when a delivery may go in, else seconds to wait."""
+    if not source.rate_limit_per_minute:
+        return None
+    interval = 60.0 / source.rate_limit_per_minute
+    burst = max(1, source.rate_limit_per_minute // 20) * interval
+    now = time.time()
+    rows = AlertSource.objects.filter(pk=source.pk)
+    if rows.filter(rate_tat__lte=now + burst - interval).update(
+        rate_tat=Greatest(F("rate_tat"), Value(now)) + interval
+    ):
+        return None
+    tat = rows.values_list("rate_tat", flat=True).first() or now
+    return max(interval, tat - burst - now)
+
+
+def normalise_for(source: AlertSource, payload: Any) -> list[Normalised]:
+    if source.mapping:
+        from alerts.mappings.custom import normalise_custom
+
+        return normalise_custom(source.mapping, payload)
+    return normalise(source.format, payload)
 
 
 def count(source: str, outcome: str) -> None:
@@ -68,17 +96,25 @@ def accept(slug: str, headers: dict[str, str], body: bytes) -> Answer:
     if len(body) > source.max_body_bytes:
         return refuse(slug, 413, "too_large", f"the body is over {source.max_body_bytes} bytes")
     try:
-        sender_id = verify(source.auth, source.secrets, headers, body)
+        sender_id = verify(source.auth, source.secrets, headers, body, source.auth_options)
     except Unauthenticated as exc:
         return refuse(slug, 401, "unauthenticated", str(exc))
     except DecryptionError:
         return refuse(slug, 401, "unauthenticated", "the source's secret cannot be decrypted")
+    wait = take_slot(source)
+    if wait is not None:
+        answer = refuse(
+            slug, 429, "rate_limited", f"over {source.rate_limit_per_minute} deliveries a minute"
+        )
+        return Answer(
+            429, answer.outcome, answer.body, {"Retry-After": str(max(1, math.ceil(wait)))}
+        )
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         return refuse(slug, 400, "malformed_json", f"the body is not JSON: {exc}")
     try:
-        alerts = normalise(source.format, payload)
+        alerts = normalise_for(source, payload)
     except MappingError as exc:
         return refuse(slug, 400, "bad_payload", f"not a {source.format} payload: {exc}")
     delivery_id = sender_id or "sha256:" + hashlib.sha256(body).hexdigest()

@@ -26,6 +26,7 @@ class AlertSource(models.Model):
     class Auth(models.TextChoices):
         STANDARD_WEBHOOKS = "standard_webhooks"
         GITHUB = "github"  # X-Hub-Signature-256: sha256=<hex HMAC of the body>
+        GRAFANA = "grafana"  # X-Grafana-Alerting-Signature: hex HMAC (of timestamp:body)
         BEARER = "bearer"
         BASIC = "basic"
 
@@ -35,7 +36,14 @@ class AlertSource(models.Model):
     auth = models.CharField(max_length=20, choices=Auth.choices)
     # {"current": …, "previous": …}: two secrets are valid at once while one is rotated.
     secrets_encrypted = models.TextField()
+    # Scheme settings: Grafana's `signature_header` and `timestamp_header` names.
+    auth_options = models.JSONField(default=dict, blank=True)
+    # A custom mapping: JMESPath expressions per normalised field (alerts.mappings.custom).
+    mapping = models.JSONField(default=dict, blank=True)
     max_body_bytes = models.PositiveIntegerField(default=1024 * 1024)
+    # Deliveries a minute this source may send (null: no limit); over it → 429.
+    rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    rate_tat = models.FloatField(default=0.0)  # the limiter's next free slot (GCRA)
     # Alerts with the same fingerprint within this window are one alert.
     dedup_window_seconds = models.PositiveIntegerField(default=3600)
     enabled = models.BooleanField(default=True)

@@ -31,6 +31,14 @@ def create_source(*, slug: str, format: str, auth: str, secret: str, actor: str,
         raise SourceInvalid("secret", "at least 16 characters")
     if auth == "basic" and ":" not in secret:
         raise SourceInvalid("secret", "basic auth takes `user:password`")
+    if settings.get("mapping"):
+        from alerts.mappings import MappingError
+        from alerts.mappings.custom import check_mapping
+
+        try:
+            check_mapping(settings["mapping"])
+        except MappingError as exc:
+            raise SourceInvalid(exc.path, exc.message) from None
     source = AlertSource(slug=slug, format=format, auth=auth, title=title, **settings)
     source.secrets = {"current": secret}
     with transaction.atomic():

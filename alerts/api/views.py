@@ -21,4 +21,7 @@ def hook(request: HttpRequest, source: str) -> JsonResponse:
     else:
         body = request.read(HARD_LIMIT_BYTES + 1)
         answer = accept(source, dict(request.headers), body)
-    return JsonResponse(answer.body, status=answer.status)
+    response = JsonResponse(answer.body, status=answer.status)
+    for name, value in answer.headers.items():
+        response[name] = value
+    return response
