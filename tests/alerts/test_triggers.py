@@ -106,3 +106,16 @@ def test_an_alert_whose_matching_was_interrupted_is_matched_by_the_scheduler(
     assert Run.objects.count() == 1
     alert.refresh_from_db()
     assert alert.triggered_at is not None
+
+
+def test_a_thousand_copies_within_ten_seconds_start_exactly_one_run(source: Any) -> None:
+    import time
+
+    playbook()
+    started = time.monotonic()
+    statuses = {deliver(copy=n).status_code for n in range(1000)}
+    took = time.monotonic() - started
+    assert statuses == {202}
+    assert Run.objects.count() == 1
+    assert Alert.objects.get().count == 1000
+    print(f"\n1,000 copies of one alert accepted in {took:.1f}s: one alert, one run")
