@@ -72,3 +72,7 @@ def test_a_transient_vendor_error_is_retryable(lab: Any) -> None:
     lab["virustotal"].inject(503)
     with pytest.raises(TransientError):
         actions.domain_report(ctx_for(lab), domain="virustotal.com")
+
+
+def test_the_hash_can_be_given_as_sha256_as_the_spec_example_does(lab: Any) -> None:
+    assert actions.file_report(ctx_for(lab), sha256=MALICIOUS_SHA256)["malicious"] == 42
