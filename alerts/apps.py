@@ -6,8 +6,10 @@ class AlertsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from alerts.schedules import fire_due_schedules
         from alerts.triggers import match_stale_alerts
         from core.reconciler import EXTRA_DUTIES
 
-        if match_stale_alerts not in EXTRA_DUTIES:
-            EXTRA_DUTIES.append(match_stale_alerts)
+        for duty in (match_stale_alerts, fire_due_schedules):
+            if duty not in EXTRA_DUTIES:
+                EXTRA_DUTIES.append(duty)

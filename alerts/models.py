@@ -144,3 +144,31 @@ class IntakeCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source}/{self.outcome}={self.count}"
+
+
+class Schedule(models.Model):
+    """A published version's `schedule:` trigger and when it is next due. The scheduler
+    fires a due time by moving `next_due_at` on in a conditional UPDATE, so with several
+    schedulers running each due time starts exactly one run."""
+
+    version = models.ForeignKey(
+        "playbooks.PlaybookVersion", on_delete=models.CASCADE, related_name="schedules"
+    )
+    trigger_index = models.PositiveIntegerField()
+    cron = models.CharField(max_length=100)
+    next_due_at = models.DateTimeField()
+    last_fired_at = models.DateTimeField(null=True, blank=True)
+    last_run = models.ForeignKey(
+        "core.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    missed_skipped = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "trigger_index"], name="schedule_once_per_trigger"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version_id}[{self.trigger_index}] {self.cron}"

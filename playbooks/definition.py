@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import yaml
+from croniter import croniter
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -196,6 +197,10 @@ class Trigger(_Model):
     schedule: str | None = Field(default=None, description="Cron: minute hour day month weekday.")
     if_: str | None = Field(default=None, alias="if")
     inputs: dict[str, Any] = Field(default_factory=dict)
+    missed: Literal["run_once", "skip"] | None = Field(
+        default=None,
+        description="Schedules only: after downtime, run once for the missed times (default) or skip them.",
+    )
 
     @model_validator(mode="after")
     def _source_or_schedule(self) -> Trigger:
@@ -203,13 +208,15 @@ class Trigger(_Model):
             raise ValueError("a trigger needs exactly one of source or schedule")
         if self.schedule is not None:
             fields = self.schedule.split()
-            if len(fields) != 5 or not all(re.fullmatch(r"[\w*/,\-?]+", f) for f in fields):
+            if len(fields) != 5 or not croniter.is_valid(self.schedule):
                 raise ValueError(
                     f"schedule {self.schedule!r} is not a cron expression "
                     "(five fields: minute hour day month weekday)"
                 )
             if self.if_ is not None:
                 raise ValueError("'if' applies to alert triggers (source), not to schedules")
+        elif self.missed is not None:
+            raise ValueError("'missed' applies to schedules, not to alert triggers")
         return self
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from alerts.models import Alert, AlertSource
+from alerts.models import Alert, AlertSource, Schedule
 
 
 class SourceInputSerializer(serializers.Serializer[Any]):
@@ -57,3 +57,17 @@ class AlertSerializer(serializers.ModelSerializer[Alert]):
     def get_runs(self, alert: Alert) -> list[int]:
         """The runs its triggers started."""
         return [link.run_id for link in alert.runs.all()]
+
+
+class ScheduleSerializer(serializers.ModelSerializer[Schedule]):
+    playbook = serializers.CharField(source="version.playbook.name")
+    version = serializers.IntegerField(source="version.number")
+    last_run: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
+        read_only=True
+    )
+
+    class Meta:
+        model = Schedule
+        fields = ["playbook", "version", "trigger_index", "cron", "next_due_at", "last_fired_at", "last_run",
+                  "missed_skipped"]  # fmt: skip
+        read_only_fields = fields

@@ -16,10 +16,11 @@ from accounts.permissions import RolePermission, actor_for
 from alerts.api.serializers import (
     AlertSerializer,
     RotateSerializer,
+    ScheduleSerializer,
     SourceInputSerializer,
     SourceSerializer,
 )
-from alerts.models import Alert, AlertSource
+from alerts.models import Alert, AlertSource, Schedule
 from alerts.sources import SourceInvalid, create_source, rotate_secret
 
 
@@ -68,3 +69,11 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet[Alert]):
     serializer_class = AlertSerializer
     permission_classes = [RolePermission]
     filterset_fields = ["status", "severity"]
+
+
+class ScheduleViewSet(viewsets.ReadOnlyModelViewSet[Schedule]):
+    """Scheduled triggers of the published versions, with when each is next due."""
+
+    queryset = Schedule.objects.select_related("version__playbook").order_by("next_due_at")
+    serializer_class = ScheduleSerializer
+    permission_classes = [RolePermission]

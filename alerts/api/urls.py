@@ -5,10 +5,11 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from alerts.api.sources import AlertSourceViewSet, AlertViewSet
+from alerts.api.sources import AlertSourceViewSet, AlertViewSet, ScheduleViewSet
 from alerts.api.views import hook
 
 router = SimpleRouter()
 router.register("alert-sources", AlertSourceViewSet, basename="alert-source")
 router.register("alerts", AlertViewSet, basename="alert")
+router.register("schedules", ScheduleViewSet, basename="schedule")
 urlpatterns = [path("hooks/<slug:source>/", hook, name="alert-hook"), *router.urls]
