@@ -59,15 +59,39 @@ def normalise_for(source: AlertSource, payload: Any) -> list[Normalised]:
 
 def count(source: str, outcome: str) -> None:
     """One more delivery of this outcome (metrics); never fails the request."""
+    if IntakeCounter.objects.filter(source=source, outcome=outcome).update(count=F("count") + 1):
+        return
     try:
         with transaction.atomic():
-            updated = IntakeCounter.objects.filter(source=source, outcome=outcome).update(
-                count=F("count") + 1
-            )
-            if not updated:
-                IntakeCounter.objects.create(source=source, outcome=outcome, count=1)
-    except IntegrityError:
+            IntakeCounter.objects.create(source=source, outcome=outcome, count=1)
+    except IntegrityError:  # created meanwhile by another delivery
         IntakeCounter.objects.filter(source=source, outcome=outcome).update(count=F("count") + 1)
+
+
+_sources: dict[str, tuple[float, AlertSource | None, dict[str, Any]]] = {}
+SOURCE_CACHE_SECONDS = 2.0
+
+
+def _source(slug: str) -> tuple[AlertSource | None, dict[str, Any]]:
+    """The enabled source and its decrypted secrets, kept for SOURCE_CACHE_SECONDS: a
+    source's changes (a rotation, disabling it) take effect within that long."""
+    cached = _sources.get(slug)
+    if cached and time.monotonic() - cached[0] < SOURCE_CACHE_SECONDS:
+        return cached[1], cached[2]
+    source = AlertSource.objects.filter(slug=slug, enabled=True).first()
+    try:
+        secrets = source.secrets if source else {}
+    except DecryptionError:
+        secrets = {}
+    if len(_sources) > 1000:
+        _sources.clear()
+    _sources[slug] = (time.monotonic(), source, secrets)
+    return source, secrets
+
+
+def forget_source(slug: str) -> None:
+    """Drop this process's cached copy (the source changed here)."""
+    _sources.pop(slug, None)
 
 
 def refuse(slug: str, status: int, outcome: str, message: str) -> Answer:
@@ -90,17 +114,15 @@ def _lock(fp: str) -> None:
 
 def accept(slug: str, headers: dict[str, str], body: bytes) -> Answer:
     """The whole of a delivery's intake; durable before an accepted answer is returned."""
-    source = AlertSource.objects.filter(slug=slug, enabled=True).first()
+    source, secrets = _source(slug)
     if source is None:
         return refuse(slug, 404, "unknown_source", f"no alert source {slug!r}")
     if len(body) > source.max_body_bytes:
         return refuse(slug, 413, "too_large", f"the body is over {source.max_body_bytes} bytes")
     try:
-        sender_id = verify(source.auth, source.secrets, headers, body, source.auth_options)
+        sender_id = verify(source.auth, secrets, headers, body, source.auth_options)
     except Unauthenticated as exc:
         return refuse(slug, 401, "unauthenticated", str(exc))
-    except DecryptionError:
-        return refuse(slug, 401, "unauthenticated", "the source's secret cannot be decrypted")
     wait = take_slot(source)
     if wait is not None:
         answer = refuse(
@@ -118,19 +140,28 @@ def accept(slug: str, headers: dict[str, str], body: bytes) -> Answer:
     except MappingError as exc:
         return refuse(slug, 400, "bad_payload", f"not a {source.format} payload: {exc}")
     delivery_id = sender_id or "sha256:" + hashlib.sha256(body).hexdigest()
+    triggered = sources_with_triggers()
     try:
         with transaction.atomic():
             delivery = Delivery.objects.create(source=source, delivery_id=delivery_id[:200],
                                                body=body.decode("utf-8", errors="replace"))  # fmt: skip
             stored = [_store(source, alert) for alert in alerts]
-            delivery.alerts.add(*stored)
+            Delivery.alerts.through.objects.bulk_create(
+                [
+                    Delivery.alerts.through(delivery_id=delivery.pk, alert_id=pk)
+                    for pk in {a.pk for a in stored}
+                ]
+            )
             # New alerts only: later copies attach to an alert that was matched already.
             fresh = [a.pk for a in stored if a.count == 1]
-            transaction.on_commit(lambda: _match(fresh))
+            if fresh and source.slug in triggered:
+                transaction.on_commit(lambda: _match(fresh))
+            # Otherwise no trigger named the source a moment ago: the scheduler closes
+            # these alerts in bulk (or matches them, if a version was published since).
+            count(slug, "accepted")  # in the same transaction: one commit a delivery
     except IntegrityError:
         count(slug, "duplicate")
         return Answer(200, "duplicate", {"duplicate": True, "delivery": delivery_id})
-    count(slug, "accepted")
     return Answer(202, "accepted", {"delivery": delivery_id, "alerts": [a.pk for a in stored]})
 
 
@@ -142,6 +173,36 @@ def _match(alert_ids: list[int]) -> None:
             match_alert(alert_id)
         except Exception:  # the scheduler matches it later; the delivery stands
             log.exception("alert %s: trigger matching failed; the scheduler will retry", alert_id)
+
+
+_triggered: tuple[float, frozenset[str]] = (0.0, frozenset())
+TRIGGER_CACHE_SECONDS = 2.0
+
+
+def sources_with_triggers() -> frozenset[str]:
+    """Slugs that some published version's triggers name, cached for TRIGGER_CACHE_SECONDS
+    on the request path (the scheduler asks afresh, so a version published meanwhile
+    still gets its alerts)."""
+    global _triggered
+    at, slugs = _triggered
+    if time.monotonic() - at < TRIGGER_CACHE_SECONDS:
+        return slugs
+    slugs = triggered_sources()
+    _triggered = (time.monotonic(), slugs)
+    return slugs
+
+
+def triggered_sources() -> frozenset[str]:
+    from playbooks.models import PlaybookVersion
+
+    definitions = PlaybookVersion.objects.filter(state=PlaybookVersion.State.PUBLISHED).values_list(
+        "definition", flat=True
+    )
+    slugs = frozenset(
+        t["source"] for d in definitions for t in (d.get("triggers") or []) if t.get("source")
+    )
+    _triggered = (time.monotonic(), slugs)
+    return slugs
 
 
 def _store(source: AlertSource, alert: Normalised) -> Alert:

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import transaction
 
+from alerts.intake import forget_source
 from alerts.models import AlertSource
 from audit.events import record_event
 
@@ -46,6 +47,8 @@ def create_source(*, slug: str, format: str, auth: str, secret: str, actor: str,
         record_event(
             stream="system", kind="alert_source.created", actor=actor, payload=_describe(source)
         )
+        forget_source(source.slug)
+        transaction.on_commit(lambda: forget_source(source.slug))
     return source
 
 
@@ -64,4 +67,6 @@ def rotate_secret(*, source: AlertSource, secret: str, actor: str) -> AlertSourc
             actor=actor,
             payload=_describe(locked),
         )
+        forget_source(locked.slug)  # now, and after COMMIT (a read meanwhile saw the old row)
+        transaction.on_commit(lambda: forget_source(locked.slug))
     return locked

@@ -216,6 +216,8 @@ BULWARK_DRAIN_WAKEUPS = _env_int("BULWARK_DRAIN_WAKEUPS", 16)
 # behind a pooler in transaction mode that cannot carry prepared statements.
 BULWARK_PREPARED_STATEMENTS = _env_bool("BULWARK_PREPARED_STATEMENTS", True)
 # How often the scheduler looks for due retries, lost messages and expired leases.
+# Mounts bench/intake.py's baseline view (never in production).
+BULWARK_BENCH_VIEWS = _env_bool("BULWARK_BENCH_VIEWS")
 # The vendor simulators' port (`manage.py lab`; `standalone` serves them too).
 BULWARK_LAB_PORT = _env_int("BULWARK_LAB_PORT", 8765)
 # Evidence and large outputs (artifacts.storage): a directory, or a storage class.

@@ -1,5 +1,6 @@
 """URL routes: the API under /api/v1/, health and metrics, admin."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -19,3 +20,9 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("metrics", health.metrics, name="metrics"),
 ]
+
+# bench/intake.py's baseline: a view that inserts one row; never mounted otherwise.
+if settings.BULWARK_BENCH_VIEWS:
+    from bench.minimal_view import minimal
+
+    urlpatterns.append(path("bench/minimal/", minimal))
