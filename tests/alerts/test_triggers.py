@@ -119,3 +119,18 @@ def test_a_thousand_copies_within_ten_seconds_start_exactly_one_run(source: Any)
     assert Run.objects.count() == 1
     assert Alert.objects.get().count == 1000
     print(f"\n1,000 copies of one alert accepted in {took:.1f}s: one alert, one run")
+
+
+def test_alerts_of_a_source_no_trigger_names_are_closed_by_the_scheduler_in_bulk(
+    source: Any, time_machine: Any
+) -> None:
+    playbook("elsewhere", {**TRIGGER, "source": "siem"})
+    for n in range(3):
+        deliver(copy=n, external_id=f"det-{n}")
+    assert set(Alert.objects.values_list("triggered_at", flat=True)) == {
+        None
+    }  # the request skipped matching
+    time_machine.move_to(timezone.now() + timedelta(seconds=11))
+    sweep()
+    assert None not in set(Alert.objects.values_list("triggered_at", flat=True))
+    assert not Run.objects.exists()
