@@ -13,13 +13,13 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Value
-from django.db.models.functions import Greatest
+from django.db.models import F
 from django.utils import timezone
 
 from alerts.authentication import Unauthenticated, verify
 from alerts.mappings import MappingError, Normalised, normalise
 from alerts.models import Alert, AlertSource, Delivery, IntakeCounter
+from common import rate_limit
 from integrations.crypto import DecryptionError
 
 log = logging.getLogger(__name__)
@@ -34,19 +34,12 @@ class Answer:
 
 
 def take_slot(source: AlertSource) -> float | None:
-    """GCRA over the source's row: None when a delivery may go in, else seconds to wait."""
+    """None when a delivery may go in under the source's rate limit, else seconds to wait."""
     if not source.rate_limit_per_minute:
         return None
-    interval = 60.0 / source.rate_limit_per_minute
-    burst = max(1, source.rate_limit_per_minute // 20) * interval
-    now = time.time()
-    rows = AlertSource.objects.filter(pk=source.pk)
-    if rows.filter(rate_tat__lte=now + burst - interval).update(
-        rate_tat=Greatest(F("rate_tat"), Value(now)) + interval
-    ):
-        return None
-    tat = rows.values_list("rate_tat", flat=True).first() or now
-    return max(interval, tat - burst - now)
+    return rate_limit.take_slot(
+        AlertSource.objects.filter(pk=source.pk), source.rate_limit_per_minute
+    )
 
 
 def normalise_for(source: AlertSource, payload: Any) -> list[Normalised]:

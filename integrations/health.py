@@ -13,10 +13,10 @@ from __future__ import annotations
 import random
 import time
 
-from django.db.models import F, QuerySet, Value
-from django.db.models.functions import Greatest
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from common import rate_limit
 from integrations.context import ActionContext, ConnectionInfo
 from integrations.errors import ActionError, TransientError
 from integrations.models import Connection, ConnectionHealth
@@ -84,20 +84,13 @@ def _take_probe(rows: QuerySet[ConnectionHealth], health: ConnectionHealth, now:
 
 
 def _take_rate_slot(ctx: ActionContext, health: ConnectionHealth, per_minute: int) -> None:
-    """GCRA: a request may go when the next free slot is no later than now plus a small
-    burst allowance; taking it moves the slot on by one interval, in one UPDATE."""
-    interval = 60.0 / per_minute
-    burst = max(1, per_minute // 20) * interval  # about 3 s worth of requests at once
-    now = time.time()
     rows = ConnectionHealth.objects.filter(pk=health.pk)
-    if rows.filter(rate_tat__lte=now + burst - interval).update(
-        rate_tat=Greatest(F("rate_tat"), Value(now)) + interval
-    ):
+    wait = rate_limit.take_slot(rows, per_minute)
+    if wait is None:
         return
     rows.update(requests_deferred=F("requests_deferred") + 1)
-    tat = rows.values_list("rate_tat", flat=True).first() or now
     # Spread the waiters over the next few slots rather than waking them all at once.
-    wait = max(interval, tat - burst - now) + random.uniform(0, interval * 4)  # noqa: S311
+    wait += random.uniform(0, 60.0 / per_minute * 4)  # noqa: S311
     raise ctx.poll_again(
         wait, ctx.progress, f"connection rate limit ({per_minute}/min): waiting for a free slot"
     )

@@ -14,7 +14,7 @@ def _host(instance: str) -> str:
     return host.strip("[]") if host and port.isdigit() else instance
 
 
-def normalise(payload: Any) -> list[Normalised]:
+def normalise(payload: Any, *, default_title: str = "Alertmanager alert") -> list[Normalised]:
     if not isinstance(payload, dict):
         raise MappingError("(body)", "must be a JSON object")
     if str(payload.get("version", "4")) != "4":
@@ -38,7 +38,7 @@ def normalise(payload: Any) -> list[Normalised]:
         fingerprint = str(alert.get("fingerprint") or "")
         starts = str(alert.get("startsAt") or "")
         out.append(Normalised(
-            title=str(annotations.get("summary") or labels.get("alertname") or "Alertmanager alert")[:500],
+            title=str(annotations.get("summary") or labels.get("alertname") or default_title)[:500],
             severity=severity(labels.get("severity") or common.get("severity")),
             status=status, source=str(payload.get("receiver") or "alertmanager"),
             external_id=fingerprint, occurred_at=timestamp(alert.get("startsAt"), f"{path}.startsAt"),

@@ -12,18 +12,9 @@ from alerts.mappings.base import MappingError, Normalised
 def normalise(payload: Any) -> list[Normalised]:
     if not isinstance(payload, dict):
         raise MappingError("(body)", "must be a JSON object")
-    # Grafana says version "1" for its own envelope; its alerts are Alertmanager's.
-    alerts = alertmanager.normalise(
-        {**payload, "version": "4", "receiver": payload.get("receiver") or "grafana"}
+    # Grafana says version "1" for its own envelope; its alerts are Alertmanager's. An
+    # alert without a summary or alertname takes the notification's title.
+    envelope = {**payload, "version": "4", "receiver": payload.get("receiver") or "grafana"}
+    return alertmanager.normalise(
+        envelope, default_title=str(payload.get("title") or "Grafana alert")
     )
-    return [
-        Normalised(
-            **{
-                **a.__dict__,
-                "title": a.title
-                if a.title != "Alertmanager alert"
-                else str(payload.get("title") or a.title),
-            }
-        )
-        for a in alerts
-    ]

@@ -37,6 +37,14 @@ def get_host(connection: Connection) -> Any:
     return actions.get_host(make_ctx(connection.to_info()), device_id=HOST)
 
 
+def open_circuit(lab: Any, connection: Connection, *, failures: int = 3) -> None:
+    """Three 503s in a row: the circuit (circuit_failures=3) opens."""
+    lab["crowdstrike"].inject(503, times=failures, path=LOOKUP)
+    for _ in range(failures):
+        with pytest.raises(TransientError):
+            get_host(connection)
+
+
 def health(user: Any) -> dict[str, Any]:
     return client_for(user).get("/api/v1/connections/falcon/").json()["health"]
 
@@ -70,10 +78,7 @@ def test_the_circuit_opens_after_consecutive_failures_and_refuses_without_callin
 def test_after_the_cool_down_one_probe_closes_the_circuit_again(
     lab: Any, falcon_connection: Connection, dave: Any, time_machine: Any
 ) -> None:
-    lab["crowdstrike"].inject(503, times=3, path=LOOKUP)
-    for _ in range(3):
-        with pytest.raises(TransientError):
-            get_host(falcon_connection)
+    open_circuit(lab, falcon_connection)
     time_machine.move_to(timezone.now() + timedelta(seconds=11))
     assert get_host(falcon_connection)["hostname"] == "WS-FIN-042"
     shown = health(dave)
@@ -104,10 +109,7 @@ def test_only_one_attempt_probes_while_the_circuit_is_half_open(
 ) -> None:
     from integrations import health as connection_health
 
-    lab["crowdstrike"].inject(503, times=3, path=LOOKUP)
-    for _ in range(3):
-        with pytest.raises(TransientError):
-            get_host(falcon_connection)
+    open_circuit(lab, falcon_connection)
     time_machine.move_to(timezone.now() + timedelta(seconds=11))
     info = falcon_connection.to_info()
     connection_health.admit(make_ctx(info), info)  # this attempt is the probe...
@@ -172,10 +174,7 @@ def test_a_refusal_before_any_request_neither_opens_nor_closes_the_circuit(
     from integrations import health as connection_health
     from integrations.errors import PermanentError
 
-    lab["crowdstrike"].inject(503, times=3, path=LOOKUP)
-    for _ in range(3):
-        with pytest.raises(TransientError):
-            get_host(falcon_connection)
+    open_circuit(lab, falcon_connection)
     info = falcon_connection.to_info()
     connection_health.record_failure(info, PermanentError("bad input", kind="validation"))
     falcon_connection.health.refresh_from_db()
