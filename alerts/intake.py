@@ -9,16 +9,14 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models import F
-from django.utils import timezone
+from django.db import transaction
 
 from alerts.authentication import Unauthenticated, verify
 from alerts.mappings import MappingError, Normalised, normalise
-from alerts.models import Alert, AlertSource, Delivery, IntakeCounter
+from alerts.models import AlertSource
+from alerts.store import count, store
 from common import rate_limit
 from integrations.crypto import DecryptionError
 
@@ -48,17 +46,6 @@ def normalise_for(source: AlertSource, payload: Any) -> list[Normalised]:
 
         return normalise_custom(source.mapping, payload)
     return normalise(source.format, payload)
-
-
-def count(source: str, outcome: str) -> None:
-    """One more delivery of this outcome (metrics); never fails the request."""
-    if IntakeCounter.objects.filter(source=source, outcome=outcome).update(count=F("count") + 1):
-        return
-    try:
-        with transaction.atomic():
-            IntakeCounter.objects.create(source=source, outcome=outcome, count=1)
-    except IntegrityError:  # created meanwhile by another delivery
-        IntakeCounter.objects.filter(source=source, outcome=outcome).update(count=F("count") + 1)
 
 
 _sources: dict[str, tuple[float, AlertSource | None, dict[str, Any]]] = {}
@@ -93,18 +80,6 @@ def refuse(slug: str, status: int, outcome: str, message: str) -> Answer:
     return Answer(status, outcome, {"error": message})
 
 
-def fingerprint(source: AlertSource, alert: Normalised) -> str:
-    material = json.dumps([source.pk, *alert.dedup_key], separators=(",", ":"))
-    return hashlib.sha256(material.encode()).hexdigest()
-
-
-def _lock(fp: str) -> None:
-    """Serialise deliveries of one fingerprint (a storm of copies), not of the whole source."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int(fp[:15], 16)])
-
-
 def accept(slug: str, headers: dict[str, str], body: bytes) -> Answer:
     """The whole of a delivery's intake; durable before an accepted answer is returned."""
     source, secrets = _source(slug)
@@ -133,29 +108,17 @@ def accept(slug: str, headers: dict[str, str], body: bytes) -> Answer:
     except MappingError as exc:
         return refuse(slug, 400, "bad_payload", f"not a {source.format} payload: {exc}")
     delivery_id = sender_id or "sha256:" + hashlib.sha256(body).hexdigest()
-    triggered = sources_with_triggers()
-    try:
-        with transaction.atomic():
-            delivery = Delivery.objects.create(source=source, delivery_id=delivery_id[:200],
-                                               body=body.decode("utf-8", errors="replace"))  # fmt: skip
-            stored = [_store(source, alert) for alert in alerts]
-            Delivery.alerts.through.objects.bulk_create(
-                [
-                    Delivery.alerts.through(delivery_id=delivery.pk, alert_id=pk)
-                    for pk in {a.pk for a in stored}
-                ]
-            )
-            # New alerts only: later copies attach to an alert that was matched already.
-            fresh = [a.pk for a in stored if a.count == 1]
-            if fresh and source.slug in triggered:
-                transaction.on_commit(lambda: _match(fresh))
-            # Otherwise no trigger named the source a moment ago: the scheduler closes
-            # these alerts in bulk (or matches them, if a version was published since).
-            count(slug, "accepted")  # in the same transaction: one commit a delivery
-    except IntegrityError:
+    stored = store(source, delivery_id[:200], body.decode("utf-8", errors="replace"), alerts)
+    if stored is None:
         count(slug, "duplicate")
         return Answer(200, "duplicate", {"duplicate": True, "delivery": delivery_id})
-    return Answer(202, "accepted", {"delivery": delivery_id, "alerts": [a.pk for a in stored]})
+    # New alerts only: later copies attach to an alert that was matched already. When no
+    # trigger named the source a moment ago, the scheduler closes these alerts in bulk
+    # (or matches them, if a version was published since).
+    fresh = [pk for pk, copies in stored if copies == 1]
+    if fresh and source.slug in sources_with_triggers():
+        transaction.on_commit(lambda: _match(fresh))
+    return Answer(202, "accepted", {"delivery": delivery_id, "alerts": [pk for pk, _ in stored]})
 
 
 def _match(alert_ids: list[int]) -> None:
@@ -194,30 +157,4 @@ def triggered_sources() -> frozenset[str]:
     slugs = frozenset(
         t["source"] for d in definitions for t in (d.get("triggers") or []) if t.get("source")
     )
-    _triggered = (time.monotonic(), slugs)
     return slugs
-
-
-def _store(source: AlertSource, alert: Normalised) -> Alert:
-    """A new alert, or the same one seen again within the source's dedup window."""
-    fp = fingerprint(source, alert)
-    _lock(fp)
-    now = timezone.now()
-    window = now - timedelta(seconds=source.dedup_window_seconds)
-    existing = (
-        Alert.objects.select_for_update()
-        .filter(source=source, fingerprint=fp, last_seen_at__gte=window)
-        .order_by("-last_seen_at")
-        .first()
-    )
-    if existing is not None:
-        existing.count += 1
-        existing.last_seen_at = now
-        existing.status = alert.status
-        existing.save(update_fields=["count", "last_seen_at", "status"])
-        return existing
-    return Alert.objects.create(
-        source=source, fingerprint=fp, external_id=alert.external_id[:300], title=alert.title,
-        severity=alert.severity, status=alert.status, occurred_at=alert.occurred_at,
-        entities=alert.entities, raw=alert.raw, first_seen_at=now, last_seen_at=now,
-    )  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from django.db.models import Sum
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
@@ -17,8 +18,11 @@ class IntakeCollector(Collector):
             "Alert deliveries by source and outcome (accepted, duplicate, or why refused)",
             labels=["source", "outcome"],
         )
-        for source, outcome, number in IntakeCounter.objects.values_list(
-            "source", "outcome", "count"
-        ):
+        totals = (
+            IntakeCounter.objects.values("source", "outcome")
+            .annotate(total=Sum("count"))
+            .values_list("source", "outcome", "total")
+        )
+        for source, outcome, number in totals:
             deliveries.add_metric([source, outcome], number)
         yield deliveries
