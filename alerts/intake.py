@@ -100,15 +100,19 @@ def accept(slug: str, headers: dict[str, str], body: bytes) -> Answer:
             429, answer.outcome, answer.body, {"Retry-After": str(max(1, math.ceil(wait)))}
         )
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        text = body.decode("utf-8")  # JSON between systems is UTF-8 (RFC 8259 §8.1)
+    except UnicodeDecodeError as exc:
+        return refuse(slug, 400, "malformed_json", f"the body is not UTF-8: {exc}")
+    try:
+        payload = json.loads(text)
+    except ValueError as exc:
         return refuse(slug, 400, "malformed_json", f"the body is not JSON: {exc}")
     try:
         alerts = normalise_for(source, payload)
     except MappingError as exc:
         return refuse(slug, 400, "bad_payload", f"not a {source.format} payload: {exc}")
     delivery_id = sender_id or "sha256:" + hashlib.sha256(body).hexdigest()
-    stored = store(source, delivery_id[:200], body.decode("utf-8", errors="replace"), alerts)
+    stored = store(source, delivery_id[:200], text, alerts)
     if stored is None:
         count(slug, "duplicate")
         return Answer(200, "duplicate", {"duplicate": True, "delivery": delivery_id})

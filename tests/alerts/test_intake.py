@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.db.models import Sum
 from django.test import Client
 from standardwebhooks.webhooks import Webhook
@@ -72,6 +73,7 @@ def test_an_accepted_delivery_is_stored_verbatim_and_normalised(bearer: Any) -> 
     ("edr", generic(), {"Authorization": "Bearer wrong-token-value"}, 401, "unauthenticated"),
     ("edr", generic(), {}, 401, "unauthenticated"),
     ("edr", b"{not json", {"Authorization": f"Bearer {SECRET}"}, 400, "malformed_json"),
+    ("edr", '{"title": "x"}'.encode("utf-16"), {"Authorization": f"Bearer {SECRET}"}, 400, "malformed_json"),
     ("edr", b'{"severity": "high"}', {"Authorization": f"Bearer {SECRET}"}, 400, "bad_payload"),
     ("edr", b'{"title": "x"' + b" " * 2_000_000 + b"}", {"Authorization": f"Bearer {SECRET}"}, 413, "too_large"),
 ])  # fmt: skip
@@ -252,3 +254,15 @@ def test_basic_auth_and_rotation_keep_both_secrets_valid_until_the_next(
         post("graf", generic(n=4), Authorization=basic("grafana:old-password-12345")).status_code
         == 401
     )
+
+
+def test_a_nul_character_in_a_payload_is_stored_and_the_body_kept_verbatim(bearer: Any) -> None:
+    # JSON allows "\u0000", which PostgreSQL's jsonb refuses; the literal text \u0000
+    # (an escaped backslash) is ordinary text and must come through unchanged.
+    body = generic(title="WS-FIN-042\u0000 said \\u0000", host_note="a\u0000b")
+    assert post("edr", body, Authorization=f"Bearer {SECRET}").status_code == 202
+    assert Delivery.objects.get().body == body.decode()
+    alert = Alert.objects.get()
+    nul = "\ufffd" if connection.vendor == "postgresql" else "\u0000"
+    assert alert.title == f"WS-FIN-042{nul} said \\u0000"
+    assert alert.raw["host_note"] == f"a{nul}b"
