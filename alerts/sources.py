@@ -58,7 +58,7 @@ def rotate_secret(*, source: AlertSource, secret: str, actor: str) -> AlertSourc
     if len(secret) < 16:
         raise SourceInvalid("secret", "at least 16 characters")
     with transaction.atomic():
-        locked = AlertSource.objects.select_for_update().get(pk=source.pk)
+        locked = AlertSource.objects.select_for_update(no_key=True).get(pk=source.pk)
         locked.secrets = {"current": secret, "previous": locked.secrets.get("current")}
         locked.save(update_fields=["secrets_encrypted", "updated_at"])
         record_event(

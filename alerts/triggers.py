@@ -41,7 +41,12 @@ def match_alert(alert_id: int) -> list[int]:
     started: list[int] = []
     with transaction.atomic():
         alert = (
-            Alert.objects.select_for_update().select_related("source").filter(pk=alert_id).first()
+            # Only the alert's row, and NO KEY: a FOR UPDATE of the joined source would queue
+            # every delivery to that source (their foreign keys take KEY SHARE on it).
+            Alert.objects.select_for_update(of=("self",), no_key=True)
+            .select_related("source")
+            .filter(pk=alert_id)
+            .first()
         )
         if alert is None or alert.triggered_at is not None:
             return started

@@ -157,7 +157,7 @@ def _create_version(
         )
     with transaction.atomic():
         # The lock serialises numbering: two concurrent drafts cannot both take "latest + 1".
-        locked = Playbook.objects.select_for_update().get(pk=playbook.pk)
+        locked = Playbook.objects.select_for_update(no_key=True).get(pk=playbook.pk)
         return _add_version(playbook=locked, checked=checked, user=user, actor=actor)
 
 
@@ -181,7 +181,7 @@ def publish_version(
     changes nothing and records nothing (so "make sure v3 is live" is safe to repeat).
     """
     with transaction.atomic():
-        playbook = Playbook.objects.select_for_update().get(pk=version.playbook_id)
+        playbook = Playbook.objects.select_for_update(no_key=True).get(pk=version.playbook_id)
         version = PlaybookVersion.objects.get(pk=version.pk)
         if version.state == PlaybookVersion.State.PUBLISHED:
             return version

@@ -1,4 +1,5 @@
-"""Concurrent copies of one alert on PostgreSQL: one alert, every delivery kept."""
+"""Concurrent deliveries on PostgreSQL: copies make one alert, and no delivery queues behind
+another alert's matching."""
 
 from __future__ import annotations
 
@@ -43,3 +44,48 @@ def test_fifty_concurrent_copies_of_one_alert_make_one_alert_and_one_run(
     assert alert.count == 50
     assert Delivery.objects.count() == 50
     assert Run.objects.count() == 1  # fifty copies of one alert start one run
+
+
+def test_a_delivery_does_not_wait_for_another_alert_s_matching(
+    encryption_keys: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Matching locks its alert only: deliveries to the same source go on meanwhile."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL")
+    import threading
+
+    import alerts.triggers
+
+    create_source(slug="edr", format="generic", auth="bearer", secret=SECRET, actor="user:alice")
+    published_version(definition(echo("first"), name="contain", triggers=[{"source": "edr"}]))
+    matching, release = threading.Event(), threading.Event()
+    real_start_run = alerts.triggers.start_run
+
+    def held_start_run(**kwargs: Any) -> Any:
+        if not matching.is_set():  # the first alert's matching only
+            matching.set()
+            release.wait(10)
+        return real_start_run(**kwargs)
+
+    monkeypatch.setattr(alerts.triggers, "start_run", held_start_run)
+    headers = {"Authorization": f"Bearer {SECRET}"}
+
+    def deliver(external_id: str) -> int:
+        body = json.dumps({"title": "Ransomware", "external_id": external_id}).encode()
+        try:
+            return accept("edr", headers, body).status
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(deliver, "det-1")  # its matching holds its transaction open
+        assert matching.wait(10)
+        second = pool.submit(deliver, "det-2")
+        try:
+            # It would wait on the source's row until the first matching committed.
+            assert second.result(timeout=5) == 202
+            assert not first.done()
+        finally:
+            release.set()
+        assert first.result(timeout=10) == 202
+    assert Run.objects.count() == 2
