@@ -32,9 +32,11 @@ def verify(
     headers: Mapping[str, str],
     body: bytes,
     options: Mapping[str, Any] | None = None,
+    url_token: str = "",
 ) -> str | None:
     """Raise Unauthenticated unless the delivery is authentic; return the sender's delivery
-    id when the scheme carries one (Standard Webhooks' webhook-id)."""
+    id when the scheme carries one (Standard Webhooks' webhook-id). `url_token` is the
+    hook URL's `token` query parameter."""
     lowered = {k.lower(): v for k, v in headers.items()}
     if auth == "grafana":
         _grafana(secrets, lowered, body, options or {})
@@ -62,6 +64,10 @@ def verify(
         if scheme.lower() == "basic" and _matches(given, secrets):
             return None
         raise Unauthenticated("basic credentials missing or wrong")
+    if auth == "url_token":
+        if url_token and _matches(url_token, secrets):
+            return None
+        raise Unauthenticated("URL token missing or wrong")
     raise Unauthenticated(f"unknown authentication scheme {auth!r}")
 
 

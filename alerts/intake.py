@@ -80,7 +80,7 @@ def refuse(slug: str, status: int, outcome: str, message: str) -> Answer:
     return Answer(status, outcome, {"error": message})
 
 
-def accept(slug: str, headers: dict[str, str], body: bytes) -> Answer:
+def accept(slug: str, headers: dict[str, str], body: bytes, url_token: str = "") -> Answer:
     """The whole of a delivery's intake; durable before an accepted answer is returned."""
     source, secrets = _source(slug)
     if source is None:
@@ -88,7 +88,7 @@ def accept(slug: str, headers: dict[str, str], body: bytes) -> Answer:
     if len(body) > source.max_body_bytes:
         return refuse(slug, 413, "too_large", f"the body is over {source.max_body_bytes} bytes")
     try:
-        sender_id = verify(source.auth, secrets, headers, body, source.auth_options)
+        sender_id = verify(source.auth, secrets, headers, body, source.auth_options, url_token)
     except Unauthenticated as exc:
         return refuse(slug, 401, "unauthenticated", str(exc))
     wait = take_slot(source)

@@ -29,6 +29,9 @@ class AlertSource(models.Model):
         GRAFANA = "grafana"  # X-Grafana-Alerting-Signature: hex HMAC (of timestamp:body)
         BEARER = "bearer"
         BASIC = "basic"
+        # ?token=<secret> in the hook's URL, for senders that can set nothing else (Splunk's
+        # webhook alert action). The logs redact it (common.log_redaction).
+        URL_TOKEN = "url_token"  # noqa: S105 - the scheme's name, not a secret
 
     slug = models.SlugField(max_length=63, unique=True)
     title = models.CharField(max_length=200, blank=True, default="")

@@ -232,7 +232,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # A hook's URL may carry its secret (?token=…): redacted on the way out, whatever logs it.
+    "filters": {"url_tokens": {"()": "common.log_redaction.RedactUrlTokens"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["url_tokens"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("BULWARK_LOG_LEVEL", "INFO")},
     # httpx logs full request URLs at INFO, query strings (and any secret in them) included.
     "loggers": {

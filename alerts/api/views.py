@@ -20,7 +20,7 @@ def hook(request: HttpRequest, source: str) -> JsonResponse:
         answer = refuse(source, 413, "too_large", f"the body is over {HARD_LIMIT_BYTES} bytes")
     else:
         body = request.read(HARD_LIMIT_BYTES + 1)
-        answer = accept(source, dict(request.headers), body)
+        answer = accept(source, dict(request.headers), body, request.GET.get("token", ""))
     response = JsonResponse(answer.body, status=answer.status)
     for name, value in answer.headers.items():
         response[name] = value

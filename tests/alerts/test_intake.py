@@ -17,6 +17,7 @@ from standardwebhooks.webhooks import Webhook
 
 from alerts.models import Alert, Delivery, IntakeCounter
 from alerts.sources import create_source, rotate_secret
+from tests.alerts.test_mappings import PAYLOADS
 
 pytestmark = pytest.mark.django_db
 SECRET = "s3cret-for-hooks-0123456789"
@@ -266,3 +267,29 @@ def test_a_nul_character_in_a_payload_is_stored_and_the_body_kept_verbatim(beare
     nul = "\ufffd" if connection.vendor == "postgresql" else "\u0000"
     assert alert.title == f"WS-FIN-042{nul} said \\u0000"
     assert alert.raw["host_note"] == f"a{nul}b"
+
+
+def test_a_url_token_authenticates_a_sender_that_can_set_no_header(
+    encryption_keys: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Splunk's webhook alert action sends to a URL and nothing more.
+    source = create_source(slug="splunk", format="splunk", auth="url_token", secret=SECRET,
+                           actor="user:alice")  # fmt: skip
+    body = (PAYLOADS / "splunk.json").read_bytes()
+
+    def to(query: str, payload: bytes = body, slug: str = "splunk") -> int:
+        answer = Client().post(
+            f"/api/v1/hooks/{slug}/{query}", payload, content_type="application/json"
+        )
+        return int(answer.status_code)  # fmt: skip
+
+    assert to(f"?token={SECRET}") == 202
+    assert to("") == 401
+    assert to("?token=wrong-token-value-000") == 401
+    rotate_secret(source=source, secret="splunk-token-next-0123456789", actor="user:alice")
+    assert to(f"?token={SECRET}", payload=body.replace(b"{", b"{ ", 1)) == 202  # still valid
+    assert to("?token=splunk-token-next-0123456789", payload=body.replace(b"{", b"{  ", 1)) == 202
+    assert SECRET not in caplog.text
+    # A bearer source does not take a URL token instead.
+    create_source(slug="edr", format="generic", auth="bearer", secret=SECRET, actor="user:alice")
+    assert to(f"?token={SECRET}", payload=generic(), slug="edr") == 401

@@ -97,3 +97,20 @@ def test_a_thousand_copies_over_http_within_ten_seconds_start_exactly_one_run(
     wait_for(one_run_finished, 30, "the alert's run to finish", interval=0.2)
     time.sleep(1.5)
     assert Run.objects.count() == 1
+
+
+def test_serve_s_access_log_redacts_a_url_token(hook: str, processes: Processes) -> None:
+    token = "splunk-url-token-0123456789"
+    create_source(
+        slug="splunk", format="splunk", auth="url_token", secret=token, actor="user:alice"
+    )
+    url = hook.replace("/edr/", "/splunk/")
+    body = {"sid": "scheduler__admin__search__RMD5", "search_name": "Brute force", "result": {}}
+    assert httpx.post(f"{url}?token={token}", json=body, timeout=10).status_code == 202
+    assert httpx.post(f"{url}?token=wrong-{token}", json=body, timeout=10).status_code == 401
+    wait_for(
+        lambda: (processes.logs / "web.log").read_text().count("/splunk/") >= 2, 5, "the access log"
+    )
+    log = (processes.logs / "web.log").read_text()
+    assert token not in log
+    assert log.count("/api/v1/hooks/splunk/?token=[redacted]") == 2

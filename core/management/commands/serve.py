@@ -24,5 +24,7 @@ class Command(BaseCommand):
             "--bind", f"{options['host']}:{options['port']}",
             "--workers", str(options["workers"]), "--threads", str(options["threads"]),
             "--access-logfile", "-",
+            # Redacts ?token=… (URL-token hooks) in the access log.
+            "--logger-class", "common.log_redaction.RedactingGunicornLogger",
         ]  # fmt: skip
         os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with gunicorn
