@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from alerts.mappings.base import MappingError, Normalised, entities, require, severity, timestamp
+from alerts.mappings.base import (
+    MappingError,
+    Normalised,
+    entities,
+    require,
+    section,
+    severity,
+    timestamp,
+)
 
 
 def _host(instance: str) -> str:
@@ -22,16 +30,17 @@ def normalise(payload: Any, *, default_title: str = "Alertmanager alert") -> lis
             "version", f"Alertmanager payload version 4 expected, got {payload['version']!r}"
         )
     alerts = require(payload, "alerts", "", list)
-    common = payload.get("commonLabels") or {}
+    common = section(payload, "commonLabels")
     out = []
     for i, alert in enumerate(alerts):
         path = f"alerts[{i}]"
         labels = require(alert, "labels", path, dict)
-        annotations = alert.get("annotations") or {}
+        annotations = section(alert, "annotations", path)
         status = str(alert.get("status", payload.get("status", "firing")))
         if status not in ("firing", "resolved"):
             raise MappingError(f"{path}.status", "must be firing or resolved")
-        instance = str(labels.get("instance", ""))
+        instance = labels.get("instance")
+        instance = instance if isinstance(instance, str) else ""  # labels are strings
         host = (
             labels.get("host") or labels.get("hostname") or (_host(instance) if instance else None)
         )

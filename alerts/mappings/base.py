@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
@@ -56,16 +56,35 @@ def timestamp(value: Any, path: str) -> datetime | None:
     return parsed
 
 
+def epoch(seconds: float, path: str) -> datetime:
+    """A time given as seconds since 1970 (MappingError when no calendar holds it)."""
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise MappingError(path, f"not a time: {seconds!r}") from None
+
+
 def entities(**found: list[Any]) -> dict[str, list[str]]:
-    """De-duplicated, ordered entity lists; IPs validated, everything else as text."""
+    """De-duplicated, ordered entity lists; IPs validated, everything else as text. A list
+    (ECS `host.ip` often is one) gives each of its values; objects and booleans give none."""
     out: dict[str, list[str]] = {}
     for kind in ENTITY_KINDS:
-        values = [str(v).strip() for v in found.get(kind, []) if v not in (None, "")]
+        values = [v for v in (s.strip() for s in _texts(found.get(kind, []))) if v]
         if kind == "ips":
             values = [v for v in values if _is_ip(v)]
         if values:
             out[kind] = list(dict.fromkeys(values))
     return out
+
+
+def _texts(values: Any) -> list[str]:
+    if isinstance(values, list):
+        return [text for value in values for text in _texts(value)]
+    if isinstance(values, str):
+        return [values]
+    if isinstance(values, int | float) and not isinstance(values, bool):
+        return [str(values)]
+    return []
 
 
 def _is_ip(value: str) -> bool:
@@ -82,6 +101,30 @@ def require(obj: Any, key: str, path: str, kind: type | tuple[type, ...] = str) 
     if not isinstance(obj[key], kind):
         raise MappingError(f"{path}.{key}" if path else key, f"must be {_name(kind)}")
     return obj[key]
+
+
+def section(obj: dict[str, Any], key: str, path: str = "") -> dict[str, Any]:
+    """An optional object: {} when absent or null, a MappingError when it is not one."""
+    value = obj.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise MappingError(f"{path}.{key}" if path else key, "must be an object")
+    return value
+
+
+def objects(obj: dict[str, Any], key: str, path: str = "") -> list[dict[str, Any]]:
+    """An optional list of objects: [] when absent or null, else each must be an object."""
+    where = f"{path}.{key}" if path else key
+    value = obj.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise MappingError(where, "must be a list")
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise MappingError(f"{where}[{i}]", "must be an object")
+    return value
 
 
 def _name(kind: type | tuple[type, ...]) -> str:

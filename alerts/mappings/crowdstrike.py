@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from alerts.mappings.base import MappingError, Normalised, entities, require, severity, timestamp
+from alerts.mappings.base import (
+    MappingError,
+    Normalised,
+    entities,
+    epoch,
+    require,
+    section,
+    severity,
+    timestamp,
+)
 
 
 def _get(data: dict[str, Any], *names: str) -> Any:
@@ -18,11 +27,9 @@ def _get(data: dict[str, Any], *names: str) -> Any:
 
 def _when(data: dict[str, Any], meta: dict[str, Any]) -> Any:
     """The detection's time: an RFC 3339 string, or epoch seconds in `meta.timestamp`."""
-    from datetime import UTC, datetime
-
     value = _get(data, "timestamp", "created_timestamp") or meta.get("timestamp")
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, tz=UTC)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return epoch(value, "meta.timestamp")
     return timestamp(value, "data.timestamp")
 
 
@@ -30,7 +37,7 @@ def normalise(payload: Any) -> list[Normalised]:
     if not isinstance(payload, dict):
         raise MappingError("(body)", "must be a JSON object")
     data = require(payload, "data", "", dict)
-    meta = payload.get("meta") or {}
+    meta = section(payload, "meta")
     external = str(
         _get(data, "composite_id", "id", "detection_id") or meta.get("trigger_name") or ""
     )

@@ -4,10 +4,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from alerts.mappings.base import MappingError, Normalised, entities, require
+from alerts.mappings.base import (
+    MappingError,
+    Normalised,
+    entities,
+    epoch,
+    objects,
+    require,
+    section,
+)
 
 SEVERITY = {
     0: "info",
@@ -42,20 +49,24 @@ def _one(item: Any, path: str) -> Normalised:
     info = require(item, "finding_info", path, dict)
     uid = str(require(info, "uid", f"{path}.finding_info".lstrip("."), (str, int)))
     found: dict[str, list[Any]] = {}
-    for observable in item.get("observables") or []:
-        kind = OBSERVABLE.get(observable.get("type_id"))
+    for observable in objects(item, "observables", path):
+        type_id = observable.get("type_id")
+        kind = OBSERVABLE.get(type_id) if isinstance(type_id, int) else None
         if kind and observable.get("value"):
             found.setdefault(kind, []).append(observable["value"])
     closed = item.get("status_id") == RESOLVED_STATUS or item.get("activity_id") == CLOSE_ACTIVITY
     when = item.get("time")
+    severity_id = item.get("severity_id", 99)
+    metadata = section(item, "metadata", path)
+    product = section(metadata, "product", f"{path}.metadata".lstrip("."))
     return Normalised(
         title=str(info.get("title") or "OCSF detection finding")[:500],
-        severity=SEVERITY.get(item.get("severity_id", 99), "medium"),
+        severity=SEVERITY.get(severity_id, "medium") if isinstance(severity_id, int) else "medium",
         status="resolved" if closed else "firing",
-        source=str((item.get("metadata") or {}).get("product", {}).get("name") or "ocsf"),
+        source=str(product.get("name") or "ocsf"),
         external_id=uid,
-        occurred_at=datetime.fromtimestamp(when / 1000, tz=UTC)
-        if isinstance(when, int | float)
+        occurred_at=epoch(when / 1000, f"{path}.time".lstrip("."))
+        if isinstance(when, int | float) and not isinstance(when, bool)
         else None,
         entities=entities(**found),
         raw=item,

@@ -6,7 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from alerts.mappings.base import MappingError, Normalised, entities, require, severity, timestamp
+from alerts.mappings.base import (
+    MappingError,
+    Normalised,
+    entities,
+    objects,
+    require,
+    section,
+    severity,
+    timestamp,
+)
 
 ENTITY_KINDS = {"host": "hosts", "account": "users", "ip": "ips", "filehash": "hashes", "url": "urls",
                 "dns": "domains"}  # fmt: skip
@@ -19,9 +28,10 @@ def normalise(payload: Any) -> list[Normalised]:
     props = require(incident, "properties", "object", dict)
     number = str(props.get("incidentNumber") or incident.get("name") or "")
     found: dict[str, list[Any]] = {}
-    for entity in props.get("relatedEntities") or []:
+    where = "object.properties.relatedEntities"
+    for i, entity in enumerate(objects(props, "relatedEntities", "object.properties")):
         kind = ENTITY_KINDS.get(str(entity.get("kind", "")).lower())
-        p = entity.get("properties") or {}
+        p = section(entity, "properties", f"{where}[{i}]")
         value = (
             p.get("hostName")
             or p.get("accountName")

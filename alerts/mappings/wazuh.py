@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from alerts.mappings.base import MappingError, Normalised, entities, require, timestamp
+from alerts.mappings.base import MappingError, Normalised, entities, require, section, timestamp
 
 
 def _severity(level: int) -> str:
@@ -29,15 +29,15 @@ def normalise(payload: Any) -> list[Normalised]:
     level = rule.get("level", 0)
     if not isinstance(level, int):
         raise MappingError("rule.level", "must be a number")
-    agent = payload.get("agent") or {}
-    data = payload.get("data") or {}
+    agent = section(payload, "agent")
+    data = section(payload, "data")
     external = str(payload.get("id") or "")
     when = payload.get("timestamp")
     return [Normalised(
         title=str(rule.get("description") or "Wazuh alert")[:500], severity=_severity(level), status="firing",
         source="wazuh", external_id=external,
         # Wazuh writes +0000 offsets; Django's parser wants +00:00.
-        occurred_at=timestamp(when[:-2] + ":" + when[-2:] if isinstance(when, str) and when[-5] in "+-" else when, "timestamp"),
+        occurred_at=timestamp(when[:-2] + ":" + when[-2:] if isinstance(when, str) and when[-5:-4] in ("+", "-") else when, "timestamp"),
         entities=entities(hosts=[agent.get("name")], ips=[agent.get("ip"), data.get("srcip")],
                           users=[data.get("srcuser") or data.get("dstuser")]),
         raw=payload, dedup_key=(external,) if external else (str(rule.get("id")), str(when)),

@@ -102,6 +102,80 @@ def test_ocsf_detection_finding_create_and_close() -> None:
     assert closed.dedup_key == created.dedup_key
 
 
+def test_alertmanager_group_is_one_alert_per_element_and_its_resolution_matches() -> None:
+    first, second, third = normalise("alertmanager", load("alertmanager_group_firing.json"))
+    assert (first.title, first.severity, first.status, first.source) == (
+        "Node 10.20.1.15 is down", "critical", "firing", "soar")  # fmt: skip
+    assert first.entities == {"hosts": ["10.20.1.15"], "ips": ["10.20.1.15"]}
+    # No summary: the alert name; no severity label: the group's common one.
+    assert (second.title, second.severity) == ("NodeDown", "critical")
+    assert second.entities == {"hosts": ["db-02.internal"]}
+    assert third.entities == {"hosts": ["2001:db8::7"], "ips": ["2001:db8::7"]}
+    assert third.severity == "medium"  # warning, on the one scale
+    assert first.occurred_at is not None
+    assert first.occurred_at.minute == 58
+    (resolved,) = normalise("alertmanager", load("alertmanager_group_resolved.json"))
+    assert resolved.status == "resolved"
+    assert resolved.dedup_key == first.dedup_key
+
+
+def test_generic_json_with_every_observable_kind() -> None:
+    alert = one("generic", "generic.json")
+    assert (alert.title, alert.severity, alert.source, alert.external_id) == (
+        "Beaconing to a known C2 domain", "high", "zeek", "zeek-notice-88213")  # fmt: skip
+    assert alert.entities == {
+        "hosts": ["ws-mkt-011"], "users": ["asmith"], "ips": ["10.20.7.31"],
+        "urls": ["http://update-check.example.net/p"], "domains": ["update-check.example.net"],
+    }  # fmt: skip
+    assert alert.occurred_at is not None
+    assert alert.occurred_at.hour == 8
+
+
+def test_splunk_malware_row_gives_hashes_urls_and_the_row_s_severity() -> None:
+    alert = one("splunk", "splunk_malware.json")
+    assert (alert.title, alert.severity, alert.source) == (
+        "Malware download detected", "critical", "SA-Security")  # fmt: skip
+    assert alert.entities == {
+        "hosts": ["ws-eng-104"], "users": ["bwayne"], "ips": ["10.20.3.104"],
+        "hashes": ["e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"],
+        "urls": ["http://files.example.org/setup.exe"],
+    }  # fmt: skip
+    assert alert.dedup_key == (alert.external_id,)
+
+
+def test_wazuh_file_integrity_alert_with_a_negative_offset() -> None:
+    alert = one("wazuh", "wazuh_fim.json")
+    assert (alert.title, alert.severity) == ("Integrity checksum changed.", "medium")
+    assert alert.entities == {"hosts": ["srv-db-03"], "ips": ["10.20.5.33"]}
+    assert alert.occurred_at is not None
+    assert alert.occurred_at.utcoffset().total_seconds() == -5 * 3600  # type: ignore[union-attr]
+
+
+def test_crowdstrike_incident_notification() -> None:
+    alert = one("crowdstrike", "crowdstrike_incident.json")
+    assert (alert.title, alert.severity) == ("Lateral movement from WS-FIN-042", "high")
+    assert alert.external_id == "inc:4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f90:0a1b2c3d4e5f"
+    assert alert.entities == {
+        "hosts": ["WS-FIN-042"],
+        "users": ["CORP\\jdoe"],
+        "ips": ["10.20.4.42"],
+    }
+    assert alert.occurred_at is not None
+    assert alert.occurred_at.timestamp() == 1764590400
+
+
+def test_elastic_recovered_rule_resolves_and_lists_of_ips_give_each() -> None:
+    alert = one("elastic", "elastic_rule_recovered.json")
+    assert (alert.title, alert.status) == ("High CPU on db hosts", "resolved")
+    assert alert.entities == {"hosts": ["db-07.internal"]}
+    assert alert.occurred_at is not None
+    assert alert.occurred_at.second == 58
+    first, _ = normalise("elastic", load("elastic_security.json"))
+    assert first.status == "firing"
+    assert first.occurred_at is not None
+    assert first.occurred_at.hour == 11
+
+
 @pytest.mark.parametrize(("fmt", "payload", "where"), [
     ("ocsf", {"class_uid": 1001, "finding_info": {"uid": "x"}}, "class_uid"),
     ("sentinel", {"object": {}}, "object.properties"),
