@@ -1,16 +1,40 @@
+"""Alert sources and alerts in the Django admin: read-only, so every change to a source
+goes through the audited API (its secret is set and rotated there, never shown), and an
+alert stays as intake stored it."""
+
+from __future__ import annotations
+
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from alerts.models import Alert, AlertSource
 
 
+class ReadOnly(admin.ModelAdmin):  # type: ignore[type-arg]
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(AlertSource)
-class AlertSourceAdmin(admin.ModelAdmin[AlertSource]):
+class AlertSourceAdmin(ReadOnly):
     list_display = ("slug", "format", "auth", "enabled", "created_at")
-    exclude = ("secrets_encrypted",)  # set and rotate through alerts.sources, never shown
+    list_filter = ("format", "auth", "enabled")
+    fields = readonly_fields = (
+        "slug", "title", "format", "auth", "auth_options", "mapping", "max_body_bytes",
+        "rate_limit_per_minute", "dedup_window_seconds", "enabled", "created_at", "updated_at",
+    )  # fmt: skip
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin[Alert]):
+class AlertAdmin(ReadOnly):
     list_display = ("id", "source", "title", "severity", "status", "count", "last_seen_at")
     list_filter = ("source", "severity", "status")
     readonly_fields = [f.name for f in Alert._meta.fields]
