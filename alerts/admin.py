@@ -4,27 +4,14 @@ alert stays as intake stored it."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
 from alerts.models import Alert, AlertSource
-
-
-class ReadOnly(admin.ModelAdmin):  # type: ignore[type-arg]
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from common.admin import ReadOnlyAdmin
 
 
 @admin.register(AlertSource)
-class AlertSourceAdmin(ReadOnly):
+class AlertSourceAdmin(ReadOnlyAdmin):
     list_display = ("slug", "format", "auth", "enabled", "created_at")
     list_filter = ("format", "auth", "enabled")
     fields = readonly_fields = (
@@ -34,7 +21,7 @@ class AlertSourceAdmin(ReadOnly):
 
 
 @admin.register(Alert)
-class AlertAdmin(ReadOnly):
+class AlertAdmin(ReadOnlyAdmin):
     list_display = ("id", "source", "title", "severity", "status", "count", "last_seen_at")
     list_filter = ("source", "severity", "status")
     readonly_fields = [f.name for f in Alert._meta.fields]
