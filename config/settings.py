@@ -245,6 +245,11 @@ LOGGING = {
     # httpx logs full request URLs at INFO, query strings (and any secret in them) included.
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # Django's loggers, the development server's request lines (`manage.py standalone`)
+        # among them, through the console handler, whose filter redacts URL tokens; Django's
+        # own handlers have none.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
     },

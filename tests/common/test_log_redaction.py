@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from types import SimpleNamespace
 
@@ -22,6 +23,30 @@ TOKEN = "splunk-url-token-0123456789"
 ])  # fmt: skip
 def test_token_values_in_query_strings_are_redacted(text: str, expected: str) -> None:
     assert redact_url_tokens(text) == expected
+
+
+@pytest.mark.parametrize("name", ["django.server", "django.request", "alerts.intake"])
+def test_what_a_logger_writes_has_no_url_token(name: str) -> None:
+    """As a web server logs a request line: every handler the record reaches redacts it."""
+    logger, streams = logging.getLogger(name), []
+    handlers = []
+    while logger is not None:
+        handlers += [h for h in logger.handlers if isinstance(h, logging.StreamHandler)]
+        logger = logger.parent if logger.propagate else None  # type: ignore[assignment]
+    assert handlers
+    originals = [h.stream for h in handlers]  # (setStream would flush them, maybe closed)
+    for handler in handlers:
+        handler.stream = io.StringIO()
+    try:
+        logging.getLogger(name).warning(
+            '"%s" %s %s', f"POST /api/v1/hooks/splunk/?token={TOKEN} HTTP/1.1", 202, 40
+        )
+        streams = [h.stream.getvalue() for h in handlers]
+    finally:
+        for handler, original in zip(handlers, originals, strict=True):
+            handler.stream = original
+    assert all("?token=[redacted] HTTP/1.1" in text for text in streams)
+    assert not any(TOKEN in text for text in streams)
 
 
 def test_the_console_handler_redacts_what_any_logger_passes_it() -> None:
