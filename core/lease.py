@@ -58,6 +58,12 @@ class LeaseKeeper:
         with self._lock:
             self._held.pop((unit_id, attempt), None)
 
+    def release_all(self) -> None:
+        """Stop vouching for every attempt (the scheduler recovers their units when the
+        leases run out): the end of a test whose attempts did not finish."""
+        with self._lock:
+            self._held.clear()
+
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
             self._last_ok = time.monotonic()

@@ -46,6 +46,18 @@ def test_a_heartbeat_extends_the_lease_of_a_held_attempt(inline_dispatch: Inline
     assert not ctx.fenced.is_set()
 
 
+def test_after_release_all_no_lease_is_renewed(inline_dispatch: InlineDispatcher) -> None:
+    unit = _claimed_unit(inline_dispatch)
+    expires = timezone.now() + timedelta(seconds=1)
+    StepRun.objects.filter(pk=unit.pk).update(lease_expires_at=expires)
+    keeper = LeaseKeeper(lease_seconds=120)
+    keeper.hold(unit.pk, unit.attempts, _context(unit))
+    keeper.stop()
+    keeper.release_all()
+    keeper.renew_once()
+    assert StepRun.objects.get(pk=unit.pk).lease_expires_at == expires
+
+
 def test_an_attempt_whose_lease_was_taken_over_is_fenced(inline_dispatch: InlineDispatcher) -> None:
     unit = _claimed_unit(inline_dispatch)
     keeper = LeaseKeeper(lease_seconds=120)
