@@ -11,11 +11,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
-
 from alerts.authentication import Unauthenticated, verify
 from alerts.mappings import MappingError, Normalised, normalise
-from alerts.models import AlertSource
+from alerts.models import AlertSource, Delivery
 from alerts.store import count, store
 from common import rate_limit
 from integrations.crypto import DecryptionError
@@ -115,24 +113,46 @@ def accept(slug: str, headers: dict[str, str], body: bytes, url_token: str = "")
     stored = store(source, delivery_id[:200], text, alerts)
     if stored is None:
         count(slug, "duplicate")
-        return Answer(200, "duplicate", {"duplicate": True, "delivery": delivery_id})
-    # New alerts only: later copies attach to an alert that was matched already. When no
-    # trigger named the source a moment ago, the scheduler closes these alerts in bulk
-    # (or matches them, if a version was published since).
+        return Answer(
+            200, "duplicate", _answer(delivery_id, _earlier(source, delivery_id), [], True)
+        )
+    # Stored and committed: now the triggers. New alerts only: later copies attach to an
+    # alert that was matched already. When no trigger named the source a moment ago, the
+    # scheduler closes these alerts in bulk (or matches them, if a version was published
+    # since).
     fresh = [pk for pk, copies in stored if copies == 1]
-    if fresh and source.slug in sources_with_triggers():
-        transaction.on_commit(lambda: _match(fresh))
-    return Answer(202, "accepted", {"delivery": delivery_id, "alerts": [pk for pk, _ in stored]})
+    runs = _match(fresh) if fresh and source.slug in sources_with_triggers() else []
+    alert_ids = list(dict.fromkeys(pk for pk, _ in stored))  # a group may name one twice
+    return Answer(202, "accepted", _answer(delivery_id, alert_ids, runs, False))
 
 
-def _match(alert_ids: list[int]) -> None:
+def _answer(
+    delivery_id: str, alerts: list[int], runs: list[int], duplicate: bool
+) -> dict[str, Any]:
+    """SPEC §5's `{"alert", "runs", "duplicate"}`, with every alert of a grouped delivery."""
+    return {"alert": alerts[0] if alerts else None, "alerts": alerts, "runs": runs,
+            "duplicate": duplicate, "delivery": delivery_id}  # fmt: skip
+
+
+def _earlier(source: AlertSource, delivery_id: str) -> list[int]:
+    """The alerts the first delivery with this id stored."""
+    links = Delivery.alerts.through.objects.filter(
+        delivery__source=source, delivery__delivery_id=delivery_id[:200]
+    )
+    return sorted(links.values_list("alert_id", flat=True))
+
+
+def _match(alert_ids: list[int]) -> list[int]:
+    """The runs the alerts' triggers started."""
     from alerts.triggers import match_alert
 
+    runs: list[int] = []
     for alert_id in alert_ids:
         try:
-            match_alert(alert_id)
+            runs += match_alert(alert_id)
         except Exception:  # the scheduler matches it later; the delivery stands
             log.exception("alert %s: trigger matching failed; the scheduler will retry", alert_id)
+    return runs
 
 
 _triggered: tuple[float, frozenset[str]] = (0.0, frozenset())

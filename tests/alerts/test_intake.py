@@ -66,7 +66,8 @@ def test_an_accepted_delivery_is_stored_verbatim_and_normalised(bearer: Any) -> 
     assert (alert.title, alert.severity, alert.status, alert.external_id) == (
         "Ransomware on WS-FIN-042", "critical", "firing", "det-1")  # fmt: skip
     assert alert.entities == {"hosts": ["WS-FIN-042"], "ips": ["10.0.0.5"], "hashes": ["ab" * 32]}
-    assert answer.json()["alerts"] == [alert.pk]
+    assert answer.json() == {"alert": alert.pk, "alerts": [alert.pk], "runs": [], "duplicate": False,
+                             "delivery": "sha256:" + hashlib.sha256(body).hexdigest()}  # fmt: skip
 
 
 @pytest.mark.parametrize(("slug", "body", "headers", "status", "outcome"), [
@@ -158,6 +159,8 @@ def test_an_identical_body_sent_again_is_a_duplicate(bearer: Any) -> None:
     assert post("edr", generic(), Authorization=f"Bearer {SECRET}").status_code == 202
     again = post("edr", generic(), Authorization=f"Bearer {SECRET}")
     assert (again.status_code, again.json()["duplicate"]) == (200, True)
+    # The alert the first delivery stored; this one started no run.
+    assert (again.json()["alert"], again.json()["runs"]) == (Alert.objects.get().pk, [])
     assert Alert.objects.get().count == 1
     assert counted("edr", "duplicate") == 1
 

@@ -48,8 +48,16 @@ def test_a_matching_alert_starts_one_run_of_the_active_version_with_inputs_from_
     source: Any, inline_dispatch: InlineDispatcher
 ) -> None:
     version = playbook()
-    assert deliver().status_code == 202
+    answer = deliver()
+    assert answer.status_code == 202
     (run,) = Run.objects.all()
+    # SPEC §5: the webhook answers with the alert and the runs it started.
+    alert_id = Alert.objects.get().pk
+    assert (answer.json()["alert"], answer.json()["runs"], answer.json()["duplicate"]) == (
+        alert_id,
+        [run.pk],
+        False,
+    )
     assert (run.version_id, run.actor) == (version.pk, f"alert:{Alert.objects.get().pk}")
     assert run.inputs == {"host": "WS-FIN-042", "title": "Ransomware on WS-FIN-042"}
     assert run.context["alert"]["severity"] == "critical"
