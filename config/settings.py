@@ -163,7 +163,9 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/approvals/"
+LOGOUT_REDIRECT_URL = "/login/"
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
@@ -227,6 +229,10 @@ BULWARK_ARTIFACT_MAX_BYTES = _env_int("BULWARK_ARTIFACT_MAX_BYTES", 2 * 1024**3)
 # A step output larger than this (as JSON) is kept as an artifact and referenced (SPEC §4).
 BULWARK_MAX_OUTPUT_BYTES = _env_int("BULWARK_MAX_OUTPUT_BYTES", 256 * 1024)
 BULWARK_SCHEDULER_TICK_SECONDS = _env_float("BULWARK_SCHEDULER_TICK_SECONDS", 1.0)
+# Where people reach this instance: decision links in e-mail and chat point here.
+BULWARK_BASE_URL = os.environ.get("BULWARK_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# How long a decision link stays valid (never past its request's deadline).
+BULWARK_APPROVAL_LINK_SECONDS = _env_int("BULWARK_APPROVAL_LINK_SECONDS", 24 * 3600)
 
 LOGGING = {
     "version": 1,

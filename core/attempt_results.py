@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from audit.events import NewEvent
-from core.engine.events import UnitFailed, UnitSucceeded, UnitWaiting
+from core.engine.events import UnitFailed, UnitHeld, UnitSucceeded, UnitWaiting
 from core.engine.state import ErrorInfo, UnitKey
 
 
@@ -30,9 +30,13 @@ class AttemptResult:
     error: dict[str, Any] | None = None
     # Set when the action asked to be polled again: {"after", "progress", "note"}.
     waiting: dict[str, Any] | None = None
+    # Set when a blast-radius budget held the action back (see core.approvals.budgets).
+    held: dict[str, Any] | None = None
 
     @property
     def outcome(self) -> str:
+        if self.held:
+            return "held"
         return "waiting" if self.waiting else "failed" if self.error else "succeeded"
 
     def as_json(self) -> dict[str, Any]:
@@ -46,13 +50,16 @@ class AttemptResult:
             "output": self.output,
             "error": self.error,
             "waiting": self.waiting,
+            "held": self.held,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AttemptResult:
         return cls(**data)
 
-    def event(self, key: UnitKey) -> UnitSucceeded | UnitFailed | UnitWaiting:
+    def event(self, key: UnitKey) -> UnitSucceeded | UnitFailed | UnitWaiting | UnitHeld:
+        if self.held is not None:
+            return UnitHeld(key, self.held)
         if self.waiting is not None:
             waiting = self.waiting
             return UnitWaiting(
@@ -91,6 +98,7 @@ class AttemptResult:
                 if self.waiting
                 else {}
             ),
+            **({"held_by_budget": self.held.get("action")} if self.held else {}),
         }
         return [
             NewEvent(

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 Message = tuple[int, int]  # (unit id, dispatch token)
+# An approval request to announce to its approvers: (request id, the fact that asked).
+Announcement = tuple[int, str]
 
 
 class Dispatcher(Protocol):
@@ -27,6 +29,10 @@ class Dispatcher(Protocol):
 
     def backlog(self) -> int:
         """Messages waiting in the queue (not counting those a worker holds)."""
+        ...
+
+    def announce(self, announcements: Sequence[Announcement]) -> None:
+        """Have approval requests announced in chat and e-mail (core.approvals.notify)."""
         ...
 
 
@@ -44,6 +50,12 @@ class BrokerDispatcher:
 
         for _ in range(count):
             drain_run.send(run_id)
+
+    def announce(self, announcements: Sequence[Announcement]) -> None:
+        from core.tasks import announce_approval
+
+        for request_id, occasion in announcements:
+            announce_approval.send(request_id, occasion)
 
     def backlog(self) -> int:
         import dramatiq
@@ -65,6 +77,8 @@ class InlineDispatcher:
         self.sent: list[Message] = []
         self.pending_drains: deque[int] = deque()
         self.drains_sent: list[int] = []
+        self.pending_announcements: deque[Announcement] = deque()
+        self.announced: list[Announcement] = []
 
     def send(self, messages: Sequence[Message]) -> None:
         self.pending.extend(messages)
@@ -74,21 +88,28 @@ class InlineDispatcher:
         self.pending_drains.extend([run_id] * count)
         self.drains_sent.extend([run_id] * count)
 
+    def announce(self, announcements: Sequence[Announcement]) -> None:
+        self.pending_announcements.extend(announcements)
+        self.announced.extend(announcements)
+
     def backlog(self) -> int:
-        return len(self.pending) + len(self.pending_drains)
+        return len(self.pending) + len(self.pending_drains) + len(self.pending_announcements)
 
     def drain(self, limit: int = 10_000) -> int:
         """Execute pending wake-ups (and what they lead to); returns how many ran."""
+        from core.approvals.notify import deliver_announcement
         from core.drain import execute_drain_message
         from core.execution import execute_unit_message
 
         count = 0
-        while (self.pending or self.pending_drains) and count < limit:
+        while (self.pending or self.pending_drains or self.pending_announcements) and count < limit:
             if self.pending:
                 unit_id, token = self.pending.popleft()
                 execute_unit_message(unit_id, token)
-            else:
+            elif self.pending_drains:
                 execute_drain_message(self.pending_drains.popleft())
+            else:
+                deliver_announcement(*self.pending_announcements.popleft())
             count += 1
         return count
 

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from artifacts.store import describe, save_artifact
 from audit.events import NewEvent, record_event
+from core.approvals.budgets import take_budget
 from core.attempt_results import AttemptResult
 from core.dispatch import Message
 from core.engine.events import Decision, Nudge
@@ -80,11 +81,13 @@ class Outcome:
     error: ErrorInfo | None = None
     # The action asked to be called again later: {"after", "progress", "note"}.
     waiting: dict[str, Any] | None = None
+    # It did not act: its blast-radius budget is spent (see core.approvals.budgets).
+    held: dict[str, Any] | None = None
 
     @property
     def settled(self) -> bool:
         """Succeeded: nothing about it needs applying before the next unit starts."""
-        return self.error is None and self.waiting is None
+        return self.error is None and self.waiting is None and self.held is None
 
 
 def claimed_unit(row: dict[str, Any]) -> Unit:
@@ -196,6 +199,11 @@ def run_claimed(claimed: Claimed) -> Outcome:
     except Exception as exc:  # unknown, ambiguous or undecryptable: the step fails, clearly
         return Outcome(error=ErrorInfo(f"connection: {exc}", kind="connection"))
     secrets = credential_secrets(connection.credentials) if connection else []
+    if spec.side_effect == "destructive":
+        hold = take_budget(action=claimed.action, unit_id=claimed.unit_id,
+                           attempt_group=claimed.attempt_group, inputs=claimed.inputs)  # fmt: skip
+        if hold is not None:
+            return Outcome(held=redact(hold, secrets))
     ctx = ActionContext(
         run_id=claimed.run_id,
         step_id=claimed.key.step,
@@ -270,6 +278,7 @@ def attempt_result(claimed: Claimed, outcome: Outcome, finished: datetime) -> At
         output=outcome.output if outcome.settled else None,
         error=outcome.error.as_dict() if outcome.error else None,
         waiting=outcome.waiting,
+        held=outcome.held,
     )
 
 
@@ -406,7 +415,9 @@ def reject_zombie(claimed: Claimed, outcome: Outcome, worker: str) -> None:
             payload={
                 "unit": str(claimed.key),
                 "attempt": claimed.attempt,
-                "would_have_recorded": "waiting"
+                "would_have_recorded": "held"
+                if outcome.held
+                else "waiting"
                 if outcome.waiting
                 else "failed"
                 if outcome.error

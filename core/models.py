@@ -111,7 +111,7 @@ class StepRun(models.Model):
             models.Index(
                 fields=["next_attempt_at"],
                 name="unit_due_idx",
-                condition=Q(status__in=["retry_wait", "waiting"]),
+                condition=Q(status__in=["retry_wait", "waiting", "waiting_approval"]),
             ),
             models.Index(
                 fields=["lease_expires_at"], name="unit_lease_idx", condition=Q(status="running")
@@ -145,6 +145,8 @@ class Attempt(models.Model):
         FAILED = "failed"
         # Polled an asynchronous vendor action that is not done yet.
         WAITING = "waiting"
+        # Did not act: a blast-radius budget was spent (the unit waits for an approval).
+        HELD = "held"
         LOST = "lost"
         FENCED = "fenced"
 
@@ -180,3 +182,27 @@ class ReconcilerCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}={self.count}"
+
+
+# The approval models live in their own module; importing them here registers them.
+from core.approval_models import (  # noqa: E402
+    ActionBudget,
+    ApprovalDecision,
+    ApprovalLink,
+    ApprovalRequest,
+    BudgetUse,
+    SeenInteraction,
+)
+
+__all__ = [
+    "ActionBudget",
+    "ApprovalDecision",
+    "ApprovalLink",
+    "ApprovalRequest",
+    "Attempt",
+    "BudgetUse",
+    "ReconcilerCounter",
+    "Run",
+    "SeenInteraction",
+    "StepRun",
+]

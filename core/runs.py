@@ -66,12 +66,9 @@ def start_run(
     if problems:
         raise RunRefused(f"{problems[0][0]}: {problems[0][1]}", problems)
     unsupported = [
-        (
-            f"steps.{s['id']}",
-            f"{'approval' if s.get('approval') else 'playbook'} steps are not supported by this engine yet",
-        )
+        (f"steps.{s['id']}", "playbook steps are not supported by this engine yet")
         for s in chosen.definition["steps"]
-        if s.get("approval") or s.get("playbook")
+        if s.get("playbook")
     ]
     if unsupported:
         raise RunRefused(f"{unsupported[0][0]}: {unsupported[0][1]}", unsupported)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dramatiq
 
+from core.approvals.notify import deliver_announcement
 from core.broker import QUEUE
 from core.drain import execute_drain_message
 from core.execution import execute_unit_message
@@ -19,3 +20,9 @@ def execute_unit(unit_id: int, token: int) -> None:
 def drain_run(run_id: int) -> None:
     """Claim and run queued units of run `run_id` until none is left."""
     execute_drain_message(run_id)
+
+
+@dramatiq.actor(actor_name="bulwark.announce_approval", queue_name=QUEUE)
+def announce_approval(request_id: int, occasion: str) -> None:
+    """Announce approval request `request_id` on the channels its gate names."""
+    deliver_announcement(request_id, occasion)

@@ -8,6 +8,7 @@ they still hold what was loaded, so a concurrent claim can never be overwritten.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.events import NewEvent, record_events
+from core.approvals.records import record_approvals
 from core.attempt_results import AttemptResult
 from core.dispatch import Message, get_dispatcher
 from core.engine.advance import advance_all
@@ -96,12 +98,16 @@ def plan_for(run: Run, content_hash: str | None = None) -> RunPlan:
         content_hash = run.version.content_hash
     plan = _plans.get((run.version_id, content_hash))
     if plan is None:
+        actions = load_actions()
         unsafe = frozenset(
             name
-            for name, spec in load_actions().items()
+            for name, spec in actions.items()
             if spec.side_effect != "read" and not spec.idempotent
         )
-        plan = build_plan(run.version.definition, unsafe_to_repeat=unsafe)
+        destructive = frozenset(
+            name for name, spec in actions.items() if spec.side_effect == "destructive"
+        )
+        plan = build_plan(run.version.definition, unsafe_to_repeat=unsafe, destructive=destructive)
         _plans[(run.version_id, content_hash)] = plan
     return plan
 
@@ -331,6 +337,13 @@ def apply_event(
                 events = [result.event(key) for key, result in results.items()]
                 decision = advance_all(plan, state, [*events, event], timezone.now().timestamp())
                 messages, facts = persist(run, decision, state, loaded, actor, recorded)
+                if any(f.kind.startswith("approval.") for f in decision.facts):
+                    unit_ids = {key: row.id for key, row in loaded.items()}
+                    announce = record_approvals(run_id, decision, unit_ids)
+                    if announce:
+                        transaction.on_commit(
+                            functools.partial(get_dispatcher().announce, announce), robust=True
+                        )
                 to_send: list[Message] = list(messages.values())
                 later: list[NewEvent] = []
                 if before_commit is not None:

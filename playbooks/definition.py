@@ -243,18 +243,83 @@ class RetryPolicy(_Model):
         return self
 
 
+class Escalation(_Model):
+    """One rung of an escalation ladder: who is asked next, and for how long."""
+
+    approvers: list[NonEmpty] = Field(min_length=1, description="Group names.")
+    timeout: PositiveDuration | None = Field(
+        default=None, description="How long this rung waits (default: the gate's timeout)."
+    )
+
+
+class Notify(_Model):
+    """Where an approval request is announced, with a way to decide from there."""
+
+    slack: NonEmpty | None = Field(
+        default=None, description="A Slack channel (id or #name); the message has buttons."
+    )
+    teams: bool | None = Field(
+        default=None, description="Post a card with a signed link to the connection's channel."
+    )
+    email: list[NonEmpty] | None = Field(
+        default=None,
+        description="Addresses to mail a signed link to; [] mails the approvers themselves.",
+    )
+    connection: NonEmpty | None = None
+
+    @model_validator(mode="after")
+    def _one_channel(self) -> Notify:
+        given = [k for k in ("slack", "teams", "email") if getattr(self, k) is not None]
+        if len(given) != 1:
+            found = f" (found {', '.join(given)})" if given else ""
+            raise ValueError(f"a notify entry needs exactly one of slack, teams, email{found}")
+        return self
+
+    @property
+    def channel(self) -> Literal["slack", "teams", "email"]:
+        return "slack" if self.slack is not None else "teams" if self.teams is not None else "email"
+
+
 class Approval(_Model):
     """A gate that waits for people from the given groups to approve or reject."""
 
     approvers: list[NonEmpty] = Field(min_length=1, description="Group names.")
-    min_approvals: int = Field(default=1, ge=1)
+    min_approvals: int = Field(default=1, ge=1, le=50)
     timeout: PositiveDuration | None = None
     on_timeout: Literal["reject", "approve", "escalate"] = "reject"
+    escalate_to: list[Escalation] = Field(
+        default_factory=list,
+        max_length=10,
+        description="With on_timeout: escalate, the groups asked next, rung by rung; when "
+        "the last rung times out too, the gate is rejected.",
+    )
+    remind_every: PositiveDuration | None = Field(
+        default=None, description="Announce the request again at this interval while it waits."
+    )
+    four_eyes: bool | None = Field(
+        default=None,
+        description="Whoever started the run or published the version may not decide "
+        "(default: on when the gate guards a destructive step).",
+    )
     message: str | None = None
+    notify: list[Notify] = Field(default_factory=list, max_length=10)
 
     @property
     def timeout_seconds(self) -> float | None:
         return None if self.timeout is None else parse_duration(self.timeout)
+
+    @model_validator(mode="after")
+    def _ladder_fits_on_timeout(self) -> Approval:
+        if self.on_timeout == "escalate":
+            if self.timeout is None:
+                raise ValueError("on_timeout: escalate needs a timeout")
+            if not self.escalate_to:
+                raise ValueError("on_timeout: escalate needs escalate_to, the groups asked next")
+        elif self.escalate_to:
+            raise ValueError("escalate_to applies only with on_timeout: escalate")
+        if self.on_timeout == "approve" and self.timeout is None:
+            raise ValueError("on_timeout: approve needs a timeout")
+        return self
 
 
 class Compensation(_Model):

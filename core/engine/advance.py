@@ -21,10 +21,13 @@ from core.engine.events import (
     RetryStep,
     Start,
     UnitFailed,
+    UnitHeld,
     UnitLost,
     UnitSucceeded,
     UnitWaiting,
+    Vote,
 )
+from core.engine.gates import hold_for_budget, on_due, on_vote
 from core.engine.plan import RetryPolicy, RunPlan, StepPlan
 from core.engine.progress import STOPPING_REASON, progress
 from core.engine.retry import backoff_delay
@@ -157,6 +160,9 @@ def _on_retry_due(b: Builder, event: RetryDue) -> None:
     unit = b.unit(event.key)
     if unit.status not in TIMED_UNIT:
         return  # already handled by another scheduler tick
+    if unit.status == UnitStatus.WAITING_APPROVAL:
+        on_due(b, event.key)
+        return
     b.update(event.key, status=UnitStatus.QUEUED, next_attempt_at=None)
     b.commands.append(Execute(event.key))
     kind = "step.polling" if unit.status == UnitStatus.WAITING else "step.retrying"
@@ -172,8 +178,11 @@ def _on_cancel(b: Builder, event: Cancel) -> None:
             UnitStatus.QUEUED,
             UnitStatus.RETRY_WAIT,
             UnitStatus.WAITING,
+            UnitStatus.WAITING_APPROVAL,
             UnitStatus.NEEDS_ATTENTION,
         }:
+            if unit.status == UnitStatus.WAITING_APPROVAL:
+                b.fact("approval.withdrawn", key, reason=event.reason)
             b.update(key, status=UnitStatus.CANCELLED, reason=event.reason, next_attempt_at=None)
     running = any(u.status == UnitStatus.RUNNING for u in b.units.values())
     b.set_run_status(RunStatus.CANCELLING if running else RunStatus.CANCELLED, reason=event.reason)
@@ -264,6 +273,11 @@ def _apply(b: Builder, event: Event) -> None:
             _on_cancel(b, event)
         case RetryStep():
             _on_retry_step(b, event)
+        case UnitHeld():
+            _require(b.unit(event.key), UnitStatus.RUNNING, event)
+            hold_for_budget(b, event)
+        case Vote():
+            on_vote(b, event)
         case Nudge():
             pass
 

@@ -87,10 +87,16 @@ class Builder:
 
     def _step_view(self, step_id: str) -> dict[str, Any]:
         u = self.units[UnitKey(step_id)]
+        outcome = u.reason if u.status == UnitStatus.SKIPPED else u.status.value
+        output = resolved(u.output)
+        # An approval gate's outcome is its decision: approved or rejected.
+        decided = u.status in (UnitStatus.SUCCEEDED, UnitStatus.REJECTED)
+        if decided and isinstance(output, dict) and self.plan.step(step_id).kind == "approval":
+            outcome = str(output.get("outcome", outcome))
         return {
             "status": u.status.value,
-            "outcome": u.reason if u.status == UnitStatus.SKIPPED else u.status.value,
-            "output": resolved(u.output),
+            "outcome": outcome,
+            "output": output,
             "error": u.error,
         }
 

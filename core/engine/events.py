@@ -61,6 +61,30 @@ class RetryStep:
 
 
 @dataclass(frozen=True)
+class UnitHeld:
+    """The attempt did not act: a blast-radius budget is spent, so the unit asks for an
+    approval instead (`hold` says which budget, its limit and window)."""
+
+    key: UnitKey
+    hold: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Vote:
+    """A person's decision on the unit's current approval request (number `request`).
+
+    Whether the voter may decide (groups, four-eyes, roles) is the shell's to check
+    before; the engine counts the quorum and decides the gate."""
+
+    key: UnitKey
+    request: int
+    voter: str
+    approve: bool
+    comment: str = ""
+    channel: str = "api"
+
+
+@dataclass(frozen=True)
 class Nudge:
     """Nothing new happened: just re-derive what follows from the state."""
 
@@ -74,6 +98,8 @@ Event = (
     | RetryDue
     | Cancel
     | RetryStep
+    | UnitHeld
+    | Vote
     | Nudge
 )
 

@@ -40,6 +40,28 @@ class Compensation:
 
 
 @dataclass(frozen=True)
+class Rung:
+    """Who an approval gate asks, and for how long (None: until someone decides)."""
+
+    approvers: tuple[str, ...]
+    timeout: float | None
+
+
+@dataclass(frozen=True)
+class ApprovalPlan:
+    """An approval gate: a ladder of rungs (the first is `approvers`), a quorum, and what a
+    timeout on the last rung means."""
+
+    rungs: tuple[Rung, ...]
+    min_approvals: int = 1
+    on_timeout: Literal["reject", "approve", "escalate"] = "reject"
+    remind_every: float | None = None
+    four_eyes: bool | None = None
+    message: str | None = None
+    notify: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
 class StepPlan:
     """One step as the engine executes it."""
 
@@ -55,6 +77,7 @@ class StepPlan:
     timeout: float = DEFAULT_TIMEOUT
     connection: str | None = None
     compensate: Compensation | None = None
+    approval: ApprovalPlan | None = None
 
     @property
     def is_fan_out(self) -> bool:
@@ -73,6 +96,10 @@ class RunPlan:
     ancestors: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # Actions whose effect is unknown after a lost attempt (writes without an idempotency key).
     unsafe_to_repeat: frozenset[str] = frozenset()
+    # The destructive steps each gate guards (the ones after it with no other gate
+    # between), and the gate guarding each such step: a decision is bound to their inputs.
+    guards: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    guarded_by: Mapping[str, str] = field(default_factory=dict)
 
     def safe_to_repeat(self, action: str) -> bool:
         return action not in self.unsafe_to_repeat
@@ -98,6 +125,30 @@ def _retry(data: Mapping[str, Any] | None) -> RetryPolicy:
     )
 
 
+def _approval(data: Mapping[str, Any] | None) -> ApprovalPlan | None:
+    if not data:
+        return None
+    timeout = data.get("timeout")
+    first = Rung(tuple(data["approvers"]), None if timeout is None else parse_duration(timeout))
+    ladder = tuple(
+        Rung(
+            tuple(rung["approvers"]),
+            parse_duration(rung["timeout"]) if rung.get("timeout") is not None else first.timeout,
+        )
+        for rung in data.get("escalate_to") or ()
+    )
+    remind = data.get("remind_every")
+    return ApprovalPlan(
+        rungs=(first, *ladder),
+        min_approvals=int(data.get("min_approvals", 1)),
+        on_timeout=data.get("on_timeout", "reject"),
+        remind_every=None if remind is None else parse_duration(remind),
+        four_eyes=data.get("four_eyes"),
+        message=data.get("message"),
+        notify=tuple(dict(n) for n in data.get("notify") or ()),
+    )
+
+
 def _step(data: Mapping[str, Any]) -> StepPlan:
     kind: Literal["action", "approval", "playbook"] = (
         "approval" if data.get("approval") else "playbook" if data.get("playbook") else "action"
@@ -120,6 +171,7 @@ def _step(data: Mapping[str, Any]) -> StepPlan:
             if compensate
             else None
         ),
+        approval=_approval(data.get("approval")),
     )
 
 
@@ -134,17 +186,53 @@ def _ancestors(steps: Mapping[str, StepPlan], order: list[str]) -> dict[str, fro
     return result
 
 
+def _guards(
+    steps: Mapping[str, StepPlan],
+    order: list[str],
+    ancestors: Mapping[str, frozenset[str]],
+    destructive: frozenset[str],
+) -> dict[str, tuple[str, ...]]:
+    """For each gate, the destructive steps after it that no later gate stands before:
+    the nearest gate on the way to a destructive step is the one whose decision it needs."""
+    gates = [sid for sid in order if steps[sid].kind == "approval"]
+    guards: dict[str, tuple[str, ...]] = {}
+    for gate in gates:
+        guarded = []
+        for sid in order:
+            if gate not in ancestors[sid] or steps[sid].action not in destructive:
+                continue
+            later_gate = any(
+                g != gate and gate in ancestors[g] and g in ancestors[sid] for g in gates
+            )
+            if not later_gate:
+                guarded.append(sid)
+        if guarded:
+            guards[gate] = tuple(guarded)
+    return guards
+
+
 def build_plan(
-    definition: Mapping[str, Any], *, unsafe_to_repeat: frozenset[str] = frozenset()
+    definition: Mapping[str, Any],
+    *,
+    unsafe_to_repeat: frozenset[str] = frozenset(),
+    destructive: frozenset[str] = frozenset(),
 ) -> RunPlan:
     """The engine plan of a validated definition (the dict form, keys as in YAML)."""
     steps = {s["id"]: _step(s) for s in definition["steps"]}
     order = topological_order({sid: list(s.needs) for sid, s in steps.items()})
+    ancestors = _ancestors(steps, order)
+    guards = _guards(steps, order, ancestors, destructive)
+    guarded_by: dict[str, str] = {}
+    for gate in order:  # a step after two unrelated gates binds to the later one in order
+        for sid in guards.get(gate, ()):
+            guarded_by[sid] = gate
     return RunPlan(
         name=definition["name"],
         steps=tuple(steps[sid] for sid in order),
         on_failure=definition.get("on_failure", "stop"),
         by_id=steps,
-        ancestors=_ancestors(steps, order),
+        ancestors=ancestors,
         unsafe_to_repeat=unsafe_to_repeat,
+        guards=guards,
+        guarded_by=guarded_by,
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 from core.engine.builder import Builder, fail, finish_success, renewed
 from core.engine.events import Execute
+from core.engine.gates import binding_holds, open_gate
 from core.engine.plan import RetryPolicy, StepPlan
 from core.engine.state import (
     ACTIVE_UNIT,
@@ -88,8 +89,13 @@ def _start_if_ready(b: Builder, step: StepPlan) -> bool:
             key,
             "its condition was false"
             if all_succeeded or explicit
+            else "an approval it needs was rejected"
+            if any(u.status == UnitStatus.REJECTED for u in needs)
             else "a step it needs did not succeed",
         )
+        return True
+    if step.kind == "approval":
+        open_gate(b, step)
         return True
     if step.kind != "action":
         fail(
@@ -100,6 +106,8 @@ def _start_if_ready(b: Builder, step: StepPlan) -> bool:
                 "message": f"{step.kind} steps are not supported by this engine yet",
             },
         )
+        return True
+    if not binding_holds(b, step):
         return True
     if step.is_fan_out:
         _start_fan_out(b, step)
@@ -289,16 +297,30 @@ def _settle(b: Builder) -> None:
     if all(u.status in TERMINAL_UNIT for u in steps):
         b.set_run_status(RunStatus.FAILED if b.failure_seen() else RunStatus.SUCCEEDED)
         return
-    busy = any(u.status in ACTIVE_UNIT for u in b.main_units())
-    waiting = any(u.status == UnitStatus.NEEDS_ATTENTION for u in b.main_units())
-    if waiting and not busy:
+    main = b.main_units()
+    if any(u.status in ACTIVE_UNIT for u in main):
+        if b.status in {RunStatus.NEEDS_ATTENTION, RunStatus.WAITING_APPROVAL}:
+            b.set_run_status(RunStatus.RUNNING)
+    elif any(u.status == UnitStatus.NEEDS_ATTENTION for u in main):
         b.set_run_status(RunStatus.NEEDS_ATTENTION)
-    elif b.status == RunStatus.NEEDS_ATTENTION and busy:
-        b.set_run_status(RunStatus.RUNNING)
+    elif any(u.status == UnitStatus.WAITING_APPROVAL for u in main):
+        b.set_run_status(RunStatus.WAITING_APPROVAL)
+
+
+def _withdraw_requests(b: Builder) -> None:
+    """A run that stops after a failure asks nobody any more: what a waiting request
+    would allow is skipped anyway."""
+    for key, unit in list(b.units.items()):
+        if unit.status == UnitStatus.WAITING_APPROVAL and key.phase != COMPENSATE:
+            b.update(key, next_attempt_at=None)
+            skip(b, key, STOPPING_REASON)
+            b.fact("approval.withdrawn", key, reason=STOPPING_REASON)
 
 
 def progress(b: Builder) -> None:
-    if b.status in {RunStatus.RUNNING, RunStatus.NEEDS_ATTENTION}:
+    if b.status in {RunStatus.RUNNING, RunStatus.NEEDS_ATTENTION, RunStatus.WAITING_APPROVAL}:
+        if b.failure_seen() and b.plan.on_failure != "continue":
+            _withdraw_requests(b)
         moved = True
         while moved:
             moved = False

@@ -15,21 +15,32 @@ class UnitStatus(StrEnum):
     RETRY_WAIT = "retry_wait"
     # An asynchronous vendor action is between polls (or a connection's limit holds it).
     WAITING = "waiting"
+    # An approval gate waiting for decisions, or an action held by a blast-radius budget.
+    WAITING_APPROVAL = "waiting_approval"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    # An approval gate (or a budget hold) that was rejected: what it guards is skipped.
+    REJECTED = "rejected"
     NEEDS_ATTENTION = "needs_attention"
 
 
 TERMINAL_UNIT = frozenset(
-    {UnitStatus.SUCCEEDED, UnitStatus.FAILED, UnitStatus.SKIPPED, UnitStatus.CANCELLED}
+    {
+        UnitStatus.SUCCEEDED,
+        UnitStatus.FAILED,
+        UnitStatus.SKIPPED,
+        UnitStatus.CANCELLED,
+        UnitStatus.REJECTED,
+    }
 )
 ACTIVE_UNIT = frozenset(
     {UnitStatus.QUEUED, UnitStatus.RUNNING, UnitStatus.RETRY_WAIT, UnitStatus.WAITING}
 )
-# Parked until next_attempt_at, when the scheduler queues them again (RetryDue).
-TIMED_UNIT = frozenset({UnitStatus.RETRY_WAIT, UnitStatus.WAITING})
+# Parked until next_attempt_at, when the scheduler wakes them (RetryDue): a retry or a
+# poll is queued again; a waiting approval is reminded, escalated or timed out.
+TIMED_UNIT = frozenset({UnitStatus.RETRY_WAIT, UnitStatus.WAITING, UnitStatus.WAITING_APPROVAL})
 
 
 class RunStatus(StrEnum):
@@ -41,6 +52,8 @@ class RunStatus(StrEnum):
     COMPENSATING = "compensating"
     COMPENSATED = "compensated"
     NEEDS_ATTENTION = "needs_attention"
+    # Nothing can move until people decide (approval gates or budget holds).
+    WAITING_APPROVAL = "waiting_approval"
 
 
 TERMINAL_RUN = frozenset(

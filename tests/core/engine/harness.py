@@ -59,9 +59,12 @@ class Rehearsal:
 
     @classmethod
     def of(cls, definition: dict[str, Any], **kwargs: Any) -> Rehearsal:
-        return cls(
-            build_plan(definition, unsafe_to_repeat=kwargs.pop("unsafe", frozenset())), **kwargs
+        plan = build_plan(
+            definition,
+            unsafe_to_repeat=kwargs.pop("unsafe", frozenset()),
+            destructive=kwargs.pop("destructive", frozenset()),
         )
+        return cls(plan, **kwargs)
 
     def apply(self, event: Event) -> Decision:
         decision = advance(self.plan, self.state, event, self.now)
@@ -122,7 +125,12 @@ class Rehearsal:
 
     def tick(self) -> bool:
         """Advance the clock to the next retry or poll timer and fire it."""
-        due = [u for u in self.state.units.values() if u.status in TIMED_UNIT]
+        due = [
+            u
+            for u in self.state.units.values()
+            if u.status in TIMED_UNIT
+            and not (u.status == UnitStatus.WAITING_APPROVAL and u.next_attempt_at is None)
+        ]
         if not due:
             return False
         nearest = min(u.next_attempt_at or self.now for u in due)

@@ -1,0 +1,1 @@
+"""Approvals around the engine: their records, decisions, links, notifications, budgets."""

@@ -1,0 +1,187 @@
+"""Announcing approval requests where approvers are: Slack buttons, a Teams card with a
+signed link, an e-mail with a signed link per recipient.
+
+Announcing happens after the request's transaction commits, on a worker (the dispatcher
+carries it like a unit's wake-up), through the same integration actions playbooks use.
+Every delivery, sent or failed, is an audit event; a failed one does not stop the
+others, and the request stays in the inbox whatever happens to its announcements.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import transaction
+
+from audit.events import record_event
+from core.approval_models import ApprovalDecision, ApprovalRequest
+from core.approvals.links import issue_link, link_url
+from core.transitions import plan_for
+from integrations.connections import resolve_connection
+from integrations.context import ActionContext
+from integrations.http_client import redact
+from integrations.registry import get_action, invoke
+
+log = logging.getLogger(__name__)
+ACTOR = "system:approvals"
+MAX_INPUT_TEXT = 1500
+
+
+def summary(request: ApprovalRequest) -> tuple[str, str, dict[str, str]]:
+    """A title, a text and facts that tell an approver what they are asked to allow."""
+    run = request.run
+    what = "Blast-radius budget hold" if request.kind == ApprovalRequest.Kind.BUDGET else "Approval"
+    title = f"{what}: {run.playbook.name} run {run.pk}, step {request.unit_label}"
+    inputs = json.dumps(request.guarded, sort_keys=True, ensure_ascii=False)
+    if len(inputs) > MAX_INPUT_TEXT:
+        inputs = inputs[:MAX_INPUT_TEXT] + " …"
+    lines = [request.message] if request.message else []
+    if request.reason:
+        lines.append(f"Asked again: {request.reason}.")
+    lines.append(f"Approving allows: {inputs}")
+    facts = {
+        "Approvers": ", ".join(request.approvers),
+        "Needed": f"{request.min_approvals} approval(s)",
+        "Bound to": request.bound_hash[:16],
+    }
+    if request.deadline is not None:
+        facts["Deadline"] = request.deadline.strftime("%Y-%m-%d %H:%M UTC")
+    return title, "\n".join(lines), facts
+
+
+def slack_blocks(request: ApprovalRequest, token: str) -> list[dict[str, Any]]:
+    """Block Kit: the summary and two buttons whose value is the signed link token."""
+    title, text, facts = summary(request)
+    fields = [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in facts.items()]
+    button = {"type": "button", "value": token}
+    return [
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}, "fields": fields},
+        {
+            "type": "actions",
+            "block_id": f"approval:{request.pk}",
+            "elements": [
+                {
+                    **button,
+                    "action_id": "approve",
+                    "style": "primary",
+                    "text": {"type": "plain_text", "text": "Approve"},
+                },
+                {
+                    **button,
+                    "action_id": "reject",
+                    "style": "danger",
+                    "text": {"type": "plain_text", "text": "Reject"},
+                },
+            ],
+        },
+    ]
+
+
+def _call(action: str, integration: str, entry: Mapping[str, Any], request: ApprovalRequest,
+          occasion: str, inputs: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    spec = get_action(action)
+    assert spec is not None, action
+    connection = resolve_connection(integration=integration, name=entry.get("connection"))
+    if connection is None:
+        raise LookupError(f"no {integration} connection is configured")
+    ctx = ActionContext(
+        run_id=request.run_id,
+        step_id=request.step_id,
+        item_index=None,
+        attempt=1,
+        idempotency_key=f"bulwark-approval-{request.pk}-{occasion}-{request.reminders}",
+        timeout_seconds=30.0,
+        connection=connection,
+    )
+    return invoke(spec, ctx, inputs)
+
+
+def _email_recipients(request: ApprovalRequest, listed: list[str]) -> list[tuple[str, User | None]]:
+    if listed:
+        users = {u.email.lower(): u for u in User.objects.filter(email__in=listed, is_active=True)}
+        return [(address, users.get(address.lower())) for address in listed]
+    members = User.objects.filter(groups__name__in=request.approvers, is_active=True).exclude(
+        email=""
+    )
+    return [(u.email, u) for u in members.distinct().order_by("pk")]
+
+
+def _deliver(entry: Mapping[str, Any], request: ApprovalRequest, occasion: str) -> list[str]:
+    """Send one notify entry; returns where it went."""
+    title, text, facts = summary(request)
+    if entry.get("slack") is not None:
+        token = issue_link(request, channel=ApprovalDecision.Channel.SLACK)
+        _call("slack.post_message", "slack", entry, request, occasion,
+              {"channel": entry["slack"], "text": f"{title}\n{text}",
+               "blocks": slack_blocks(request, token)})  # fmt: skip
+        return [f"slack:{entry['slack']}"]
+    if entry.get("teams") is not None:
+        token = issue_link(request, channel=ApprovalDecision.Channel.TEAMS)
+        _call("teams.post_card", "teams", entry, request, occasion,
+              {"title": title, "text": text, "facts": facts, "link_url": link_url(token),
+               "link_title": "Review and decide"})  # fmt: skip
+        return ["teams"]
+    sent = []
+    for address, user in _email_recipients(request, list(entry.get("email") or [])):
+        token = issue_link(request, channel=ApprovalDecision.Channel.EMAIL, recipient=user)
+        body = "\n\n".join([text, *(f"{k}: {v}" for k, v in facts.items()),
+                            f"Review and decide (you will be asked to log in):\n{link_url(token)}",
+                            "This link is for you alone, serves once and expires."])  # fmt: skip
+        _call("email.send", "email", entry, request, occasion,
+              {"to": [address], "subject": title, "text": body})  # fmt: skip
+        sent.append(f"email:{address}")
+    return sent
+
+
+def _audit(request: ApprovalRequest, occasion: str, channel: str, targets: list[str],
+           error: str | None) -> None:  # fmt: skip
+    with transaction.atomic():
+        record_event(
+            stream=f"run:{request.run_id}",
+            kind="approval.notified" if error is None else "approval.notify_failed",
+            actor=ACTOR,
+            payload={
+                "approval": request.pk,
+                "request": request.number,
+                "unit": request.unit_label,
+                "occasion": occasion,
+                "channel": channel,
+                "targets": targets,
+                **({"error": error} if error else {}),
+            },
+            run_id=request.run_id,
+            step_id=request.step_id,
+        )
+
+
+def deliver_announcement(request_id: int, occasion: str) -> int:
+    """Announce an open request through every channel its gate names; returns how many
+    deliveries succeeded."""
+    request = (
+        ApprovalRequest.objects.select_related("run", "run__playbook", "run__version")
+        .filter(pk=request_id)
+        .first()
+    )
+    if request is None or not request.is_open:
+        return 0
+    step = plan_for(request.run).by_id.get(request.step_id)
+    approval = step.approval if step is not None else None
+    entries = approval.notify if approval is not None and request.kind == "gate" else ()
+    delivered = 0
+    for entry in entries:
+        channel = next(k for k in ("slack", "teams", "email") if entry.get(k) is not None)
+        try:
+            targets = _deliver(entry, request, occasion)
+        except Exception as exc:  # one channel failing must not keep the others silent
+            message = redact(f"{type(exc).__name__}: {exc}", [])
+            log.warning("approval %s: announcing on %s failed: %s", request.pk, channel, message)
+            _audit(request, occasion, channel, [], message[:500])
+            continue
+        _audit(request, occasion, channel, targets, None)
+        delivered += 1
+    return delivered

@@ -1,0 +1,107 @@
+"""Approval requests as rows, kept in step with the engine's facts in the same transaction.
+
+The engine decides (core.engine.gates); this module writes what it decided where the
+inbox, the links and the auditors find it, and says which requests to announce once the
+transaction commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from django.utils import timezone
+
+from core.approval_models import ActionBudget, ApprovalRequest, BudgetUse
+from core.engine.events import Decision
+from core.engine.state import UnitKey
+
+# Facts that announce a request to its approvers (again).
+ANNOUNCED = frozenset({"approval.requested", "approval.reminder", "approval.escalated"})
+
+
+def _ts(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=UTC)
+
+
+def _open_request(run_id: int, unit_id: int, key: UnitKey, progress: Mapping[str, Any],
+                  reason: str) -> ApprovalRequest:  # fmt: skip
+    fields = {
+        "run_id": run_id,
+        "step_id": key.step,
+        "unit_label": str(key),
+        "kind": progress["kind"],
+        "status": ApprovalRequest.Status.PENDING,
+        "approvers": progress["approvers"],
+        "rung": progress["rung"],
+        "min_approvals": progress["min_approvals"],
+        "four_eyes": progress["four_eyes"],
+        "message": progress["message"],
+        "guarded": progress["guarded"],
+        "bound_hash": progress["bound_hash"],
+        "budget": progress.get("budget"),
+        "deadline": _ts(progress.get("deadline")),
+        "requested_at": _ts(progress["requested_at"]) or timezone.now(),
+        "reason": reason,
+        "reminders": 0,
+        "decided_at": None,
+        "timed_out": False,
+    }
+    # A unit's request numbers only grow; a row with the same number can only be left by
+    # a step the operator made run again, and it is replaced.
+    request, _ = ApprovalRequest.objects.update_or_create(
+        unit_id=unit_id, number=progress["request"], defaults=fields
+    )
+    return request
+
+
+def _override_budget(unit_id: int, attempt_group: int, action: str) -> None:
+    budget = ActionBudget.objects.filter(action=action).first()
+    if budget is not None:
+        BudgetUse.objects.get_or_create(
+            unit_id=unit_id,
+            attempt_group=attempt_group,
+            defaults={"budget": budget, "used_at": timezone.now(), "override": True},
+        )
+
+
+def record_approvals(
+    run_id: int, decision: Decision, unit_ids: Mapping[UnitKey, int]
+) -> list[tuple[int, str]]:
+    """Write the approval facts of `decision`; returns (request id, fact kind) for each
+    request to announce after COMMIT."""
+    announce: list[tuple[int, str]] = []
+    for fact in decision.facts:
+        if not fact.kind.startswith("approval.") or fact.key is None:
+            continue
+        unit = decision.state.units[fact.key]
+        unit_id = unit_ids[fact.key]
+        payload = fact.payload
+        if fact.kind == "approval.requested":
+            request = _open_request(run_id, unit_id, fact.key, unit.progress,
+                                    str(payload.get("reason") or ""))  # fmt: skip
+            announce.append((request.pk, fact.kind))
+            continue
+        current = ApprovalRequest.objects.filter(
+            unit_id=unit_id, status=ApprovalRequest.Status.PENDING
+        )
+        if "request" in payload:
+            current = current.filter(number=payload["request"])
+        now = timezone.now()
+        if fact.kind in ("approval.approved", "approval.rejected"):
+            status = fact.kind.removeprefix("approval.")
+            current.update(status=status, decided_at=now, timed_out=bool(payload.get("timed_out")))
+            if status == "approved" and payload.get("request_kind") == "budget":
+                action = str((payload.get("budget") or {}).get("action", ""))
+                _override_budget(unit_id, unit.attempt_group, action)
+        elif fact.kind == "approval.withdrawn":
+            current.update(status=ApprovalRequest.Status.WITHDRAWN, decided_at=now)
+        elif fact.kind == "approval.escalated":
+            current.update(approvers=payload["approvers"], rung=payload["rung"],
+                           deadline=_ts(payload.get("deadline")))  # fmt: skip
+            announce.extend((pk, fact.kind) for pk in current.values_list("pk", flat=True))
+        elif fact.kind == "approval.reminder":
+            current.update(reminders=payload["reminder"])
+            announce.extend((pk, fact.kind) for pk in current.values_list("pk", flat=True))
+    return announce

@@ -1,0 +1,287 @@
+"""Approval gates in the pure engine: quorum, timeouts, escalation, binding, budgets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from core.engine.advance import EngineError
+from core.engine.events import Cancel, RetryDue, UnitHeld, Vote
+from core.engine.gates import inputs_hash
+from core.engine.state import RunStatus, UnitKey, UnitStatus
+from tests.core.engine.harness import Rehearsal, echo, steps
+
+GATE = UnitKey("gate")
+CONTAIN = "crowdstrike.contain_host"
+DESTRUCTIVE = frozenset({CONTAIN})
+
+
+def gate(*needs: str, **approval: Any) -> dict[str, Any]:
+    return {
+        "id": "gate",
+        "needs": list(needs),
+        "approval": {"approvers": ["ic"], **approval},
+    }
+
+
+def isolate(*needs: str, host: str = "{{ inputs.host }}") -> dict[str, Any]:
+    return {"id": "isolate", "needs": list(needs), "action": CONTAIN, "with": {"device_id": host}}
+
+
+def contain_playbook(**approval: Any) -> Rehearsal:
+    definition = steps(
+        echo("enrich"), gate("enrich", **approval), isolate("gate"), echo("notify", "isolate")
+    )
+    sim = Rehearsal.of(definition, inputs={"host": "aid-1"}, destructive=DESTRUCTIVE)
+    return sim.start()
+
+
+def work(sim: Rehearsal) -> None:
+    """Run what is queued, without moving the clock."""
+    while queued := sim.queued():
+        sim.claim(queued[0])
+        sim.finish(queued[0], ("ok", {"step": queued[0].step}))
+
+
+def waiting(sim: Rehearsal) -> dict[str, Any]:
+    work(sim)
+    unit = sim.state.units[GATE]
+    assert unit.status == UnitStatus.WAITING_APPROVAL
+    assert sim.state.status == RunStatus.WAITING_APPROVAL
+    return unit.progress
+
+
+def vote(sim: Rehearsal, voter: str, approve: bool = True, request: int | None = None) -> None:
+    number = request if request is not None else sim.state.units[GATE].progress["request"]
+    sim.apply(Vote(GATE, number, f"user:{voter}", approve, comment=f"{voter} says so"))
+
+
+def test_a_gate_waits_holding_nothing_and_shows_the_inputs_it_guards() -> None:
+    sim = contain_playbook(message="Isolate {{ inputs.host }}?")
+    progress = waiting(sim)
+    assert sim.queued() == []
+    assert progress["message"] == "Isolate aid-1?"
+    assert progress["guarded"] == {"isolate": {"device_id": "aid-1"}}
+    assert progress["bound_hash"] == inputs_hash({"isolate": {"device_id": "aid-1"}})
+    assert progress["four_eyes"] is True  # default on: it guards a destructive step
+    assert ("approval.requested", "gate") in sim.facts
+    assert sim.status("isolate") == UnitStatus.PENDING
+
+
+def test_two_of_three_quorum_needs_two_distinct_approvals() -> None:
+    sim = contain_playbook(min_approvals=2)
+    waiting(sim)
+    vote(sim, "alice")
+    assert sim.status("gate") == UnitStatus.WAITING_APPROVAL
+    with pytest.raises(EngineError, match="approved request 1 already"):
+        vote(sim, "alice")
+    vote(sim, "bob")
+    assert sim.status("gate") == UnitStatus.SUCCEEDED
+    state = sim.run()
+    assert state.status == RunStatus.SUCCEEDED
+    assert state.units[GATE].output["approved_by"] == ["user:alice", "user:bob"]
+    assert sim.status("isolate") == UnitStatus.SUCCEEDED
+
+
+def test_one_rejection_rejects_and_skips_what_the_gate_guards() -> None:
+    sim = contain_playbook(min_approvals=2)
+    waiting(sim)
+    vote(sim, "alice")
+    vote(sim, "bob", approve=False)
+    state = sim.run()
+    assert sim.status("gate") == UnitStatus.REJECTED
+    assert sim.status("isolate") == UnitStatus.SKIPPED
+    assert state.units[UnitKey("isolate")].reason == "an approval it needs was rejected"
+    assert state.status == RunStatus.SUCCEEDED
+    with pytest.raises(EngineError, match="not waiting"):
+        vote(sim, "carol")
+
+
+def test_the_outcome_is_available_to_later_steps() -> None:
+    definition = steps(
+        gate(),
+        echo("on_yes", "gate", **{"if": "steps.gate.outcome == 'approved'"}),
+        echo("on_no", "gate", **{"if": "always() and steps.gate.outcome == 'rejected'"}),
+    )
+    sim = Rehearsal.of(definition).start()
+    vote(sim, "alice", approve=False)
+    sim.run()
+    assert sim.status("on_yes") == UnitStatus.SKIPPED
+    assert sim.status("on_no") == UnitStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize(
+    ("on_timeout", "outcome", "status"),
+    [("reject", "rejected", UnitStatus.REJECTED), ("approve", "approved", UnitStatus.SUCCEEDED)],
+)
+def test_a_timeout_decides_as_on_timeout_says(
+    on_timeout: str, outcome: str, status: UnitStatus
+) -> None:
+    sim = contain_playbook(timeout="30m", on_timeout=on_timeout)
+    progress = waiting(sim)
+    assert progress["deadline"] == sim.now + 1800
+    sim.now += 1799
+    sim.apply(RetryDue(GATE))  # woken early: nothing happens
+    assert sim.status("gate") == UnitStatus.WAITING_APPROVAL
+    sim.now += 1
+    sim.apply(RetryDue(GATE))
+    assert sim.status("gate") == status
+    output = sim.state.units[GATE].output
+    assert output["outcome"] == outcome
+    assert output["timed_out"] is True
+    assert ("approval.timed_out", "gate") in sim.facts
+
+
+def test_a_timeout_escalates_rung_by_rung_then_rejects() -> None:
+    sim = contain_playbook(
+        timeout="10m",
+        on_timeout="escalate",
+        escalate_to=[{"approvers": ["soc-lead"]}, {"approvers": ["ciso"], "timeout": "1h"}],
+    )
+    waiting(sim)
+    sim.tick()
+    progress = sim.state.units[GATE].progress
+    assert progress["approvers"] == ["soc-lead"]
+    assert progress["rung"] == 1
+    assert progress["deadline"] == sim.now + 600  # the gate's timeout, by default
+    sim.tick()
+    progress = sim.state.units[GATE].progress
+    assert progress["approvers"] == ["ciso"]
+    assert progress["deadline"] == sim.now + 3600
+    assert [f for f in sim.facts if f[0] == "approval.escalated"] == [
+        ("approval.escalated", "gate")
+    ] * 2
+    sim.tick()
+    assert sim.status("gate") == UnitStatus.REJECTED
+    assert sim.state.units[GATE].output["timed_out"] is True
+
+
+def test_an_escalated_request_still_counts_earlier_approvals() -> None:
+    sim = contain_playbook(
+        min_approvals=2, timeout="10m", on_timeout="escalate", escalate_to=[{"approvers": ["lead"]}]
+    )
+    waiting(sim)
+    vote(sim, "alice")
+    sim.tick()
+    vote(sim, "lead1")
+    assert sim.status("gate") == UnitStatus.SUCCEEDED
+
+
+def test_reminders_repeat_until_the_deadline() -> None:
+    sim = contain_playbook(timeout="1h", remind_every="20m")
+    waiting(sim)
+    for _ in range(2):
+        sim.tick()
+    reminders = [f for f in sim.facts if f[0] == "approval.reminder"]
+    assert len(reminders) == 2
+    assert sim.state.units[GATE].progress["reminders"] == 2
+    sim.tick()  # the third wake-up at 60 minutes is the deadline, not a reminder
+    assert sim.status("gate") == UnitStatus.REJECTED
+
+
+def test_a_vote_on_a_superseded_request_is_refused() -> None:
+    sim = contain_playbook()
+    waiting(sim)
+    with pytest.raises(EngineError, match="request 7 of gate is no longer open"):
+        vote(sim, "alice", request=7)
+
+
+def test_inputs_that_changed_since_the_approval_make_the_gate_ask_again() -> None:
+    # The host is only known after the gate (from a step that runs in parallel with it).
+    definition = steps(
+        echo("lookup"),
+        gate(),
+        isolate("gate", "lookup", host="{{ steps.lookup.output.host }}"),
+    )
+    sim = Rehearsal.of(definition, destructive=DESTRUCTIVE).start()
+    first = sim.state.units[GATE].progress
+    assert "unresolved" in first["guarded"]["isolate"]
+    vote(sim, "alice")
+    sim.run(lambda key, attempt: ("ok", {"host": "aid-9"}))
+    # Approved for what could not be resolved, so it is asked again for the real host.
+    second = sim.state.units[GATE].progress
+    assert sim.status("gate") == UnitStatus.WAITING_APPROVAL
+    assert second["request"] == 2
+    assert second["guarded"] == {"isolate": {"device_id": "aid-9"}}
+    assert sim.status("isolate") == UnitStatus.PENDING
+    with pytest.raises(EngineError, match="request 1 of gate is no longer open"):
+        vote(sim, "bob", request=1)
+    vote(sim, "bob")
+    sim.run()
+    assert sim.status("isolate") == UnitStatus.SUCCEEDED
+    assert sim.state.units[UnitKey("isolate")].inputs == {"device_id": "aid-9"}
+
+
+def test_unchanged_inputs_run_on_the_first_approval() -> None:
+    sim = contain_playbook()
+    waiting(sim)
+    vote(sim, "alice")
+    sim.run()
+    assert [f for f in sim.facts if f[0] == "approval.requested"] == [
+        ("approval.requested", "gate")
+    ]
+
+
+def test_a_gate_guards_only_destructive_steps_up_to_the_next_gate() -> None:
+    second_gate = {"id": "gate2", "needs": ["isolate"], "approval": {"approvers": ["ic"]}}
+    patch = {"id": "patch", "needs": ["gate2"], "action": CONTAIN, "with": {"device_id": "x"}}
+    definition = steps(gate(), isolate("gate"), echo("note", "gate"), second_gate, patch)
+    sim = Rehearsal.of(definition, inputs={"host": "h"}, destructive=DESTRUCTIVE)
+    assert sim.plan.guards == {"gate": ("isolate",), "gate2": ("patch",)}
+
+
+def test_a_gate_that_guards_nothing_has_four_eyes_off_unless_asked() -> None:
+    sim = Rehearsal.of(steps(gate(), echo("b", "gate"))).start()
+    assert sim.state.units[GATE].progress["four_eyes"] is False
+    sim = Rehearsal.of(steps(gate(four_eyes=True), echo("b", "gate"))).start()
+    assert sim.state.units[GATE].progress["four_eyes"] is True
+
+
+def test_cancelling_withdraws_a_waiting_request() -> None:
+    sim = contain_playbook()
+    waiting(sim)
+    sim.apply(Cancel())
+    assert sim.status("gate") == UnitStatus.CANCELLED
+    assert sim.state.status == RunStatus.CANCELLED
+    assert ("approval.withdrawn", "gate") in sim.facts
+
+
+def test_a_failure_elsewhere_withdraws_the_request() -> None:
+    definition = steps(echo("boom"), gate(), echo("after", "gate", "boom"))
+    sim = Rehearsal.of(definition).start()
+    sim.run(lambda key, attempt: ("permanent", "no"))
+    assert sim.status("gate") == UnitStatus.SKIPPED
+    assert sim.state.status == RunStatus.FAILED
+
+
+def test_a_budget_hold_waits_for_approval_then_acts() -> None:
+    sim = Rehearsal.of(steps(isolate()), inputs={"host": "aid-1"}, destructive=DESTRUCTIVE).start()
+    key = UnitKey("isolate")
+    sim.claim(key)
+    hold = {"action": CONTAIN, "limit": 20, "window_seconds": 3600, "used": 20,
+            "approvers": ["approver"], "inputs": {"device_id": "aid-1"}, "message": "over budget"}  # fmt: skip
+    sim.apply(UnitHeld(key, hold))
+    unit = sim.state.units[key]
+    assert unit.status == UnitStatus.WAITING_APPROVAL
+    assert sim.state.status == RunStatus.WAITING_APPROVAL
+    assert unit.progress["kind"] == "budget"
+    assert unit.progress["four_eyes"] is True
+    assert unit.max_attempts == 4  # the held claim did not use up an attempt
+    assert ("budget.held", "isolate") in sim.facts
+    sim.apply(Vote(key, unit.progress["request"], "user:alice", True))
+    assert sim.queued() == [key]
+    state = sim.run()
+    assert state.status == RunStatus.SUCCEEDED
+
+
+def test_a_rejected_budget_hold_does_not_act() -> None:
+    sim = Rehearsal.of(steps(isolate(), echo("after", "isolate")), inputs={"host": "h"}).start()
+    key = UnitKey("isolate")
+    sim.claim(key)
+    sim.apply(UnitHeld(key, {"action": CONTAIN, "approvers": ["approver"], "inputs": {}}))
+    sim.apply(Vote(key, sim.state.units[key].progress["request"], "user:alice", False))
+    state = sim.run()
+    assert sim.status("isolate") == UnitStatus.REJECTED
+    assert sim.status("after") == UnitStatus.SKIPPED
+    assert state.status == RunStatus.SUCCEEDED
