@@ -21,7 +21,7 @@ from integrations.pagerduty.simulator import LAB_ROUTING_KEY
 from integrations.sentinelone.simulator import LAB_API_TOKEN as S1_TOKEN
 from integrations.servicenow.simulator import LAB_PASSWORD as SNOW_PASSWORD
 from integrations.servicenow.simulator import LAB_USERNAME as SNOW_USER
-from integrations.slack.simulator import LAB_BOT_TOKEN
+from integrations.slack.simulator import LAB_BOT_TOKEN, LAB_SIGNING_SECRET
 from integrations.teams.simulator import lab_webhook_path
 from integrations.virustotal.simulator import LAB_API_KEY as VT_KEY
 
@@ -39,7 +39,7 @@ LAB_CONNECTIONS: dict[str, tuple[str, dict[str, Any]]] = {
         "/crowdstrike",
         {"client_id": LAB_CLIENT_ID, "client_secret": LAB_CLIENT_SECRET},
     ),
-    "slack": ("/slack/api", {"token": LAB_BOT_TOKEN}),
+    "slack": ("/slack/api", {"token": LAB_BOT_TOKEN, "signing_secret": LAB_SIGNING_SECRET}),
     "jira": ("/jira", {"email": LAB_EMAIL, "api_token": LAB_API_TOKEN}),
     "virustotal": ("/virustotal/api/v3", {"api_key": VT_KEY}),
     "abuseipdb": ("/abuseipdb/api/v2", {"api_key": ABUSEIPDB_KEY}),
@@ -100,7 +100,9 @@ def ensure_lab_connections(lab_url: str, *, actor: str,
                 continue
             create_connection(integration=vendor, name=name, base_url=base_url, credentials=credentials,
                               allow_private_network=True, actor=actor, options=options)  # fmt: skip
-        elif existing.base_url != base_url or existing.options != options:
+        elif (existing.base_url, existing.options, existing.credentials) != (
+            base_url, options, credentials
+        ):  # fmt: skip
             update_connection(connection=existing, base_url=base_url, actor=actor, options=options,
                               credentials=credentials)  # fmt: skip
         names.append(name)

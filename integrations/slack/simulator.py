@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import time
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -12,6 +16,9 @@ from werkzeug.wrappers import Request, Response
 from integrations.lab.simulator import Simulator, json_response
 
 LAB_BOT_TOKEN = "xoxb-lab-0000-bulwark"  # noqa: S105 - the lab's own, not a secret
+# The lab app's signing secret: Slack signs interaction requests with it.
+LAB_SIGNING_SECRET = "lab-signing-secret-0000-bulwark"  # noqa: S105 - the lab's own
+LAB_TEAM = "T0LAB"
 CHANNELS = {"C0SOC": "soc", "C0IR": "incident-response", "C0CHANGE": "change"}
 
 
@@ -72,3 +79,39 @@ class SlackSimulator(Simulator):
             self.messages.append(message)
         return json_response({"ok": True, "channel": channel_id, "ts": ts,
                               "message": {"type": "message", "text": text, "ts": ts}})  # fmt: skip
+
+
+def block_action(message: Mapping[str, Any], action_id: str, *, user_id: str,
+                 username: str = "lab-user", team: str = LAB_TEAM) -> dict[str, Any]:  # fmt: skip
+    """The `block_actions` payload Slack sends when `user_id` clicks the button
+    `action_id` of a posted message (vendor-apis.md §3.3)."""
+    actions = next(b for b in message["blocks"] if b.get("type") == "actions")
+    button = next(e for e in actions["elements"] if e.get("action_id") == action_id)
+    now = f"{time.time():.6f}"
+    return {
+        "type": "block_actions",
+        "user": {"id": user_id, "username": username, "team_id": team},
+        "team": {"id": team, "domain": "bulwark-lab"},
+        "channel": {"id": message["channel"], "name": CHANNELS.get(message["channel"], "")},
+        "container": {"type": "message", "message_ts": message["ts"], "channel_id": message["channel"]},
+        "message": {"ts": message["ts"], "text": message.get("text"), "blocks": message["blocks"]},
+        "api_app_id": "A0LAB",
+        "trigger_id": f"{now}.lab",
+        "response_url": "https://hooks.slack.com/actions/T0LAB/1/lab",
+        "actions": [{"action_id": action_id, "block_id": actions.get("block_id"), "type": "button",
+                     "value": button.get("value"), "action_ts": now, "text": button.get("text")}],
+    }  # fmt: skip
+
+
+def signed_request(payload: Mapping[str, Any], *, secret: str = LAB_SIGNING_SECRET,
+                   timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:  # fmt: skip
+    """The body and headers of Slack's interaction request: `payload=<JSON>`, form
+    encoded, signed with v0 over "v0:{timestamp}:{body}"."""
+    body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256)
+    return body, {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": "v0=" + digest.hexdigest(),
+    }

@@ -1,0 +1,213 @@
+"""Announcing requests on Slack, Teams and e-mail (against the lab's simulators), and
+deciding through their signed links and Slack's signed button clicks."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.utils import timezone
+
+from accounts.models import ChatIdentity
+from audit.models import AuditEvent
+from core.approval_models import ApprovalDecision, ApprovalRequest
+from core.approvals.links import issue_link, link_url
+from core.dispatch import InlineDispatcher
+from integrations.lab.connections import ensure_lab_connections
+from integrations.slack.simulator import block_action, signed_request
+from tests.core.approvals.helpers import CALLS, IC, approver, gated, start
+
+pytestmark = pytest.mark.django_db(transaction=True)
+LINK = re.compile(r"http://testserver(/approvals/link/[^/\s]+/)")
+NOTIFY = [{"slack": "#soc"}, {"teams": True}, {"email": []}]
+
+
+@pytest.fixture
+def channels(lab: Any, settings: Any, encryption_keys: list[str]) -> Any:
+    settings.BULWARK_BASE_URL = "http://testserver"
+    ensure_lab_connections(lab.url, actor="system:test", smtp=lab.smtp_settings())
+    return lab
+
+
+def browser(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def mailed_link(lab: Any, address: str) -> str:
+    (mail,) = [m for m in lab.smtp.messages if address in m.recipients]
+    body = (
+        mail.message.get_payload(decode=True).decode()
+        if not mail.message.is_multipart()
+        else (mail.message.get_payload(0).get_payload(decode=True).decode())
+    )
+    return LINK.search(body).group(1)
+
+
+def test_a_request_is_announced_on_every_channel_its_gate_names(
+    channels: Any, inline_dispatch: InlineDispatcher, bob: User
+) -> None:
+    approver("erin", IC), approver("frank", IC)
+    run = start(gated(notify=NOTIFY), inline_dispatch, user=bob)
+    request = ApprovalRequest.objects.get(run=run)
+    (message,) = channels["slack"].messages
+    assert message["channel"] == "C0SOC"
+    assert "Contain aid-1?" in message["text"]
+    buttons = next(b for b in message["blocks"] if b["type"] == "actions")["elements"]
+    assert [b["action_id"] for b in buttons] == ["approve", "reject"]
+    (card,) = channels["teams"].cards
+    action = card["actions"][0]
+    assert action["type"] == "Action.OpenUrl"
+    assert LINK.match(action["url"])
+    recipients = sorted(a for m in channels.smtp.messages for a in m.recipients)
+    assert recipients == ["erin@example.test", "frank@example.test"]
+    assert mailed_link(channels, "erin@example.test") != mailed_link(channels, "frank@example.test")
+    notified = AuditEvent.objects.filter(run_id=run.pk, kind="approval.notified")
+    assert sorted(e.payload["channel"] for e in notified) == ["email", "slack", "teams"]
+    assert all(e.payload["approval"] == request.pk for e in notified)
+
+
+def test_a_channel_that_fails_is_audited_and_the_others_still_go(
+    channels: Any, inline_dispatch: InlineDispatcher, bob: User
+) -> None:
+    approver("erin", IC)
+    run = start(
+        gated(notify=[{"slack": "#no-such-channel"}, {"email": []}]), inline_dispatch, user=bob
+    )
+    failed = AuditEvent.objects.get(run_id=run.pk, kind="approval.notify_failed")
+    assert failed.payload["channel"] == "slack"
+    assert "channel_not_found" in failed.payload["error"]
+    assert len(channels.smtp.messages) == 1
+    assert ApprovalRequest.objects.get(run=run).status == "pending"
+
+
+def test_an_emailed_link_decides_once_for_its_recipient_only(
+    channels: Any, inline_dispatch: InlineDispatcher, bob: User
+) -> None:
+    erin, frank = approver("erin", IC), approver("frank", IC)
+    run = start(gated(min_approvals=2, notify=[{"email": []}]), inline_dispatch, user=bob)
+    erins = mailed_link(channels, "erin@example.test")
+    anonymous = Client().get(erins)
+    assert anonymous.status_code == 302  # a link alone decides nothing: log in first
+    assert anonymous["Location"].startswith("/login/")
+    page = browser(erin).get(erins)
+    assert page.status_code == 200
+    assert b"aid-1" in page.content
+    assert b"Approve" in page.content
+    assert browser(frank).get(erins).status_code == 403  # sent to someone else
+    assert b"sent to someone else" in browser(frank).post(erins, {"decision": "approve"}).content
+    done = browser(erin).post(erins, {"decision": "approve", "comment": "seen the C2 beacon"})
+    assert done.status_code == 200
+    assert b"Your decision is recorded" in done.content
+    replay = browser(erin).post(erins, {"decision": "approve"})
+    assert replay.status_code == 403
+    assert b"this link was used already" in replay.content
+    decision = ApprovalDecision.objects.get()
+    assert (decision.user, decision.channel, decision.comment) == (
+        erin,
+        "email",
+        "seen the C2 beacon",
+    )
+    browser(frank).post(mailed_link(channels, "frank@example.test"), {"decision": "approve"})
+    inline_dispatch.drain()
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert len(CALLS) == 1
+
+
+def test_a_forged_an_expired_and_a_stale_link_are_refused(
+    channels: Any, inline_dispatch: InlineDispatcher, bob: User, time_machine: Any
+) -> None:
+    time_machine.move_to(timezone.now())
+    erin = approver("erin", IC)
+    run = start(gated(timeout="1h"), inline_dispatch, user=bob)
+    request = ApprovalRequest.objects.get(run=run)
+    token = issue_link(request, channel="teams")
+    path = link_url(token).removeprefix("http://testserver")
+    forged = path.replace(token, token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB"))
+    response = browser(erin).post(forged, {"decision": "approve"})
+    assert response.status_code == 403
+    assert b"not genuine" in response.content
+    ApprovalRequest.objects.filter(pk=request.pk).update(bound_hash="0" * 64)
+    stale = browser(erin).post(path, {"decision": "approve"})
+    assert b"stale" in stale.content
+    ApprovalRequest.objects.filter(pk=request.pk).update(bound_hash=request.bound_hash)
+    time_machine.move_to(timezone.now() + timedelta(minutes=61))  # links end with the deadline
+    expired = browser(erin).post(path, {"decision": "approve"})
+    assert expired.status_code == 403
+    assert b"expired" in expired.content
+    assert not ApprovalDecision.objects.exists()
+
+
+def test_a_teams_link_serves_each_approver_once(
+    channels: Any, inline_dispatch: InlineDispatcher, bob: User
+) -> None:
+    erin, frank = approver("erin", IC), approver("frank", IC)
+    start(gated(min_approvals=2, notify=[{"teams": True}]), inline_dispatch, user=bob)
+    url = channels["teams"].cards[0]["actions"][0]["url"]
+    path = LINK.match(url).group(1)
+    assert b"recorded" in browser(erin).post(path, {"decision": "approve"}).content
+    again = browser(erin).post(path, {"decision": "approve"})
+    assert again.status_code == 403
+    assert b"decided this request already" in again.content
+    assert b"approved" in browser(frank).post(path, {"decision": "approve"}).content
+
+
+def post_click(body: bytes, headers: dict[str, str]) -> Any:
+    extra = {
+        f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items() if k != "Content-Type"
+    }
+    return Client().post("/api/v1/integrations/slack/interactions/", body,
+                         content_type=headers["Content-Type"], **extra)  # fmt: skip
+
+
+def test_slack_buttons_decide_for_the_linked_user_and_refuse_forgeries_and_replays(
+    channels: Any, inline_dispatch: InlineDispatcher, bob: User
+) -> None:
+    erin = approver("erin", IC)
+    ChatIdentity.objects.create(user=erin, provider="slack", subject="U0ERIN", team="T0LAB")
+    run = start(gated(notify=[{"slack": "#soc"}]), inline_dispatch, user=bob)
+    (message,) = channels["slack"].messages
+
+    forged_body, headers = signed_request(block_action(message, "approve", user_id="U0ERIN"),
+                                          secret="not-the-signing-secret")  # fmt: skip
+    forged = post_click(forged_body, headers)
+    assert forged.status_code == 401
+    assert "signature does not match" in forged.json()["text"]
+    old_body, old_headers = signed_request(block_action(message, "approve", user_id="U0ERIN"),
+                                           timestamp=int(timezone.now().timestamp()) - 301)  # fmt: skip
+    assert post_click(old_body, old_headers).status_code == 401
+    stranger = post_click(*signed_request(block_action(message, "approve", user_id="U0NOBODY")))
+    assert "not linked to a Bulwark user" in stranger.json()["text"]
+    assert ApprovalRequest.objects.get(run=run).status == "pending"
+
+    body, headers = signed_request(block_action(message, "approve", user_id="U0ERIN"))
+    clicked = post_click(body, headers)
+    assert clicked.status_code == 200
+    assert "Recorded your decision; the request is approved" in clicked.json()["text"]
+    replay = post_click(body, headers)
+    assert replay.status_code == 401
+    assert "replay" in replay.json()["text"]
+    decision = ApprovalDecision.objects.get()
+    assert (decision.user, decision.channel) == (erin, "slack")
+    inline_dispatch.drain()
+    assert len(CALLS) == 1
+    second = post_click(*signed_request(block_action(message, "reject", user_id="U0ERIN")))
+    assert "you have decided this request already" in second.json()["text"]
+
+
+def test_the_slack_clicker_is_held_to_four_eyes_like_anyone(
+    channels: Any, inline_dispatch: InlineDispatcher
+) -> None:
+    henry = approver("henry", IC, "analyst")
+    ChatIdentity.objects.create(user=henry, provider="slack", subject="U0HENRY", team="T0LAB")
+    run = start(gated(notify=[{"slack": "#soc"}]), inline_dispatch, user=henry)
+    (message,) = channels["slack"].messages
+    answer = post_click(*signed_request(block_action(message, "approve", user_id="U0HENRY")))
+    assert "four-eyes" in answer.json()["text"]
+    assert ApprovalRequest.objects.get(run=run).status == "pending"
