@@ -23,7 +23,7 @@ from core.approvals.links import issue_link, link_url
 from core.transitions import plan_for
 from integrations.connections import resolve_connection
 from integrations.context import ActionContext
-from integrations.http_client import redact
+from integrations.http_client import credential_secrets, redact
 from integrations.registry import get_action, invoke
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,16 @@ def _call(action: str, integration: str, entry: Mapping[str, Any], request: Appr
         timeout_seconds=30.0,
         connection=connection,
     )
-    return invoke(spec, ctx, inputs)
+    try:
+        return invoke(spec, ctx, inputs)
+    except Exception as exc:
+        # A vendor may echo what it was sent; the audit trail never sees a credential.
+        text = redact(f"{type(exc).__name__}: {exc}", credential_secrets(connection.credentials))
+        raise NoticeFailed(text) from None
+
+
+class NoticeFailed(Exception):
+    """A channel refused or failed an announcement; the text is redacted."""
 
 
 def _email_recipients(request: ApprovalRequest, listed: list[str]) -> list[tuple[str, User | None]]:
@@ -178,7 +187,8 @@ def deliver_announcement(request_id: int, occasion: str) -> int:
         try:
             targets = _deliver(entry, request, occasion)
         except Exception as exc:  # one channel failing must not keep the others silent
-            message = redact(f"{type(exc).__name__}: {exc}", [])
+            # NoticeFailed texts are redacted; others (no connection, say) hold no secret.
+            message = str(exc) if isinstance(exc, NoticeFailed) else f"{type(exc).__name__}: {exc}"
             log.warning("approval %s: announcing on %s failed: %s", request.pk, channel, message)
             _audit(request, occasion, channel, [], message[:500])
             continue

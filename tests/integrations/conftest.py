@@ -142,6 +142,19 @@ def start_server() -> Iterator[Callable[[], LocalServer]]:
 
 
 @pytest.fixture
+def commander(db: None) -> Any:
+    """An approver in every approver group the library playbooks name."""
+    from django.contrib.auth.models import Group, User
+
+    from accounts import roles
+
+    user = User.objects.create_user(username="ic", password="ic-pw-123456", email="ic@example.test")
+    for name in (roles.APPROVER, "incident-commanders", "change-approvers", "soc-leads"):
+        user.groups.add(Group.objects.get_or_create(name=name)[0])
+    return user
+
+
+@pytest.fixture
 def web(start_server: Callable[[], LocalServer]) -> LocalServer:
     return start_server()
 
@@ -232,9 +245,22 @@ def poll_until_done(call: Callable[[ActionContext], Any], ctx: ActionContext,
     raise AssertionError(f"still polling after {limit} calls")
 
 
-def run_to_the_end(run: Any, inline: Any, time_machine: Any, *, rounds: int = 80) -> Any:
-    """Drive a run with the inline dispatcher: drain the workers' queue, and whenever
-    nothing is queued, let 2.5 s pass and sweep (timers, polls)."""
+def approve_waiting(run: Any, approver: Any) -> int:
+    """Approve every pending request of `run` as `approver`; returns how many."""
+    from core.approval_models import ApprovalRequest
+    from core.approvals.decide import decide
+
+    pending = ApprovalRequest.objects.filter(run=run, status="pending").values_list("pk", flat=True)
+    for request_id in pending:
+        decide(request_id=request_id, user=approver, approve=True, comment="approved by the test")
+    return len(pending)
+
+
+def run_to_the_end(run: Any, inline: Any, time_machine: Any, *, rounds: int = 80,
+                   approver: Any = None) -> Any:  # fmt: skip
+    """Drive a run with the inline dispatcher: drain the workers' queue, approve what
+    waits for `approver` (when given), and whenever nothing is queued, let 2.5 s pass and
+    sweep (timers, polls)."""
     from datetime import timedelta
 
     from django.utils import timezone
@@ -246,6 +272,9 @@ def run_to_the_end(run: Any, inline: Any, time_machine: Any, *, rounds: int = 80
         run.refresh_from_db()
         if run.finished_at is not None:
             return run
+        waiting = approver is not None and run.status == "waiting_approval"
+        if waiting and approve_waiting(run, approver):
+            continue
         time_machine.move_to(timezone.now() + timedelta(seconds=2.5))
         sweep()
     from core.models import StepRun

@@ -25,14 +25,14 @@ HOST = "4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f90"
 
 def test_the_example_contains_collects_notifies_and_tickets_against_the_lab(
     lab: Any, inline_dispatch: InlineDispatcher, time_machine: Any, settings: Any,
-    tmp_path: Path, encryption_keys: list[str], bob: Any, carol: Any,
+    tmp_path: Path, encryption_keys: list[str], bob: Any, carol: Any, commander: Any,
 ) -> None:  # fmt: skip
     settings.BULWARK_ARTIFACT_DIR = tmp_path
     ensure_lab_connections(lab.url, actor="system:test", smtp=lab.smtp_settings())
     call_command("import_playbooks", publish=True, verbosity=0)
     run = start_run(playbook=Playbook.objects.get(name="contain-compromised-host"),
                     inputs={"host_id": HOST}, actor="user:bob")  # fmt: skip
-    run = run_to_the_end(run, inline_dispatch, time_machine)
+    run = run_to_the_end(run, inline_dispatch, time_machine, approver=commander)
     assert run.status == "succeeded"
 
     falcon = lab["crowdstrike"]
@@ -60,7 +60,9 @@ def test_the_example_contains_collects_notifies_and_tickets_against_the_lab(
         == artifact.sha256
     )
 
-    (message,) = lab["slack"].messages
+    request, message = lab["slack"].messages  # the approval request, then the notice
+    assert request["channel"] == "C0IR"
+    assert "Contain host" in request["text"]
     assert message["channel"] == "C0SOC"
     assert "WS-FIN-042" in message["text"]
     assert steps["notify"]["output"]["ts"] == message["ts"]

@@ -65,6 +65,7 @@ def secrets_of(lab: Any) -> set[str]:
 def test_no_secret_appears_in_the_api_logs_outputs_errors_or_audit(
     lab: Any, inline_dispatch: InlineDispatcher, time_machine: Any, settings: Any, tmp_path: Path,
     encryption_keys: list[str], admin_user: Any, caplog: pytest.LogCaptureFixture,
+    commander: Any,
 ) -> None:  # fmt: skip
     settings.BULWARK_ARTIFACT_DIR = tmp_path
     caplog.set_level(logging.DEBUG)
@@ -96,7 +97,8 @@ def test_no_secret_appears_in_the_api_logs_outputs_errors_or_audit(
             for name, given in inputs.items()]  # fmt: skip
     runs.append(start_run(playbook=published_version(definition(*OTHER_VENDORS, name="every-vendor")).playbook,
                           inputs={}, actor="user:root"))  # fmt: skip
-    finished = [run_to_the_end(run, inline_dispatch, time_machine) for run in runs]
+    finished = [run_to_the_end(run, inline_dispatch, time_machine, approver=commander)
+                for run in runs]  # fmt: skip
     assert [r.status for r in finished] == ["succeeded"] * 4, [
         (
             r.playbook.name,

@@ -21,7 +21,14 @@ DEMO_USERS = {
     "admin": (roles.ADMIN,),
     "analyst": (roles.ANALYST, roles.VIEWER),
     "author": (roles.AUTHOR, roles.VIEWER),
-    "approver": (roles.APPROVER, roles.VIEWER),
+    # The example playbooks' gates ask these groups (ordinary Django groups).
+    "approver": (
+        roles.APPROVER,
+        roles.VIEWER,
+        "incident-commanders",
+        "soc-leads",
+        "change-approvers",
+    ),
     "auditor": (roles.AUDITOR, roles.VIEWER),
 }
 
@@ -44,12 +51,15 @@ class Command(BaseCommand):
                 password = secrets.token_urlsafe(12)
                 user.set_password(password)
                 user.is_staff = user.is_superuser = username == "admin"
+                user.email = f"{username}@bulwark.example"
                 user.save()
                 self.stdout.write(f"user {username} / {password}")
             for name in groups:
                 user.groups.add(Group.objects.get_or_create(name=name)[0])
         token, _ = Token.objects.get_or_create(user=User.objects.get(username="admin"))
         self.stdout.write(f"admin API token: {token.key}")
+        approver, _ = Token.objects.get_or_create(user=User.objects.get(username="approver"))
+        self.stdout.write(f"approver API token: {approver.key}")
         lab_url = options["lab_url"] or f"http://127.0.0.1:{settings.BULWARK_LAB_PORT}"
         names = ensure_lab_connections(lab_url, actor="system:demo")
         self.stdout.write(f"connections to the lab at {lab_url}: {', '.join(names)}")
@@ -61,5 +71,8 @@ class Command(BaseCommand):
                 actor="system:demo",
             )
             self.stdout.write(
-                f"demo run {run.pk} of {DEMO_PLAYBOOK} started: /api/v1/runs/{run.pk}/"
+                f"demo run {run.pk} of {DEMO_PLAYBOOK} started: /api/v1/runs/{run.pk}/; "
+                "it waits for an incident commander to approve containing the host: log in "
+                'as approver at /approvals/, or POST {"decision": "approve"} to '
+                "/api/v1/approvals/<id>/decision/ with the approver's token"
             )

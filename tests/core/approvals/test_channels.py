@@ -211,3 +211,16 @@ def test_the_slack_clicker_is_held_to_four_eyes_like_anyone(
     answer = post_click(*signed_request(block_action(message, "approve", user_id="U0HENRY")))
     assert "four-eyes" in answer.json()["text"]
     assert ApprovalRequest.objects.get(run=run).status == "pending"
+
+
+def test_a_vendor_that_echoes_the_token_is_redacted_in_the_audit_trail(
+    channels: Any, inline_dispatch: InlineDispatcher, bob: User
+) -> None:
+    from integrations.slack.simulator import LAB_BOT_TOKEN
+
+    channels["slack"].inject(503, f"upstream rejected token {LAB_BOT_TOKEN}", times=1)
+    run = start(gated(notify=[{"slack": "#soc"}]), inline_dispatch, user=bob)
+    failed = AuditEvent.objects.get(run_id=run.pk, kind="approval.notify_failed")
+    assert "503" in failed.payload["error"] or "upstream" in failed.payload["error"]
+    assert LAB_BOT_TOKEN not in str(failed.payload)
+    assert "[redacted]" in failed.payload["error"]
