@@ -35,6 +35,9 @@ class ApprovalRequest(models.Model):
     )
     step_id = models.CharField(max_length=63)
     unit_label = models.CharField(max_length=100)
+    # The gate whose policy the request follows (the step itself, or, when a guarded step
+    # asks again because its inputs changed, its gate); empty for budget holds.
+    gate_id = models.CharField(max_length=63, blank=True, default="")
     number = models.PositiveIntegerField()
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.GATE)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)

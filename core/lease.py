@@ -23,7 +23,7 @@ from django.db.models import DateTimeField, ExpressionWrapper, Value
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 
-from core.models import StepRun
+from core.models import Attempt, StepRun
 from integrations.context import ActionContext
 
 log = logging.getLogger(__name__)
@@ -126,9 +126,24 @@ class LeaseKeeper:
             pk=unit_id, status="running", attempts=attempt, lease_expires_at__gt=Now()
         ).update(lease_expires_at=lease_deadline(self.lease_seconds))
         if not renewed:
+            self.release(unit_id, attempt)
+            if self._finished(unit_id, attempt):
+                # Its result landed between this snapshot of the held attempts and the
+                # worker's release: nothing was lost, and nothing is left to fence.
+                log.debug("unit %s attempt %s finished while being renewed", unit_id, attempt)
+                return
             log.warning("unit %s attempt %s lost its lease; fencing it", unit_id, attempt)
             ctx.fenced.set()
-            self.release(unit_id, attempt)
+
+    @staticmethod
+    def _finished(unit_id: int, attempt: int) -> bool:
+        """The attempt ended on its own: its worker recorded how it ended. An attempt the
+        scheduler judged lost is recorded as `lost` instead, and must be fenced."""
+        return (
+            Attempt.objects.filter(unit_id=unit_id, number=attempt)
+            .exclude(outcome__in=[Attempt.Outcome.LOST, Attempt.Outcome.FENCED])
+            .exists()
+        )
 
     def _fence_all(self, why: str) -> None:
         with self._lock:

@@ -13,7 +13,14 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from core.models import RUN_STATUS_CHOICES, Attempt, ReconcilerCounter, Run, StepRun
+from core.models import (
+    RUN_STATUS_CHOICES,
+    ApprovalRequest,
+    Attempt,
+    ReconcilerCounter,
+    Run,
+    StepRun,
+)
 from integrations.models import ConnectionHealth
 
 DURATION_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000)
@@ -41,6 +48,19 @@ class BulwarkCollector(Collector):
         for state, value in waiting.items():
             depth.add_metric([state], value)
         yield depth
+
+        pending = GaugeMetricFamily(
+            "bulwark_approvals_pending", "Approval requests waiting for people", labels=["kind"]
+        )
+        open_requests = dict(
+            ApprovalRequest.objects.filter(status="pending")
+            .values_list("kind")
+            .annotate(n=Count("id"))
+            .values_list("kind", "n")
+        )
+        for kind, _ in ApprovalRequest.Kind.choices:
+            pending.add_metric([kind], open_requests.get(kind, 0))
+        yield pending
 
         finished = Attempt.objects.exclude(duration_ms=None)
         buckets = finished.aggregate(

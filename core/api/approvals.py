@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from accounts import roles
 from core.approval_models import ApprovalDecision, ApprovalRequest
-from core.approvals.decide import DecisionRefused, decide, group_names, refusal
+from core.approvals.decide import DecisionRefused, decide, decide_many, group_names, refusal
 
 
 class DecisionSerializer(serializers.ModelSerializer[ApprovalDecision]):
@@ -71,9 +71,18 @@ class ApprovalSerializer(serializers.ModelSerializer[ApprovalRequest]):
         return self._why_not(request)
 
 
+MAX_BULK = 1000
+
+
 class DecideSerializer(serializers.Serializer[dict[str, Any]]):
     decision = serializers.ChoiceField(choices=["approve", "reject"])
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
+
+
+class BulkDecideSerializer(DecideSerializer):
+    approvals = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), min_length=1, max_length=MAX_BULK
+    )
 
 
 class ApprovalFilter(django_filters.FilterSet):
@@ -111,7 +120,7 @@ class ApprovalViewSet(viewsets.ReadOnlyModelViewSet[ApprovalRequest]):
 
     serializer_class = ApprovalSerializer
     filterset_class = ApprovalFilter
-    write_roles = {"decision": (roles.APPROVER,)}
+    write_roles = {"decision": (roles.APPROVER,), "bulk_decision": (roles.APPROVER,)}
 
     def get_queryset(self) -> QuerySet[ApprovalRequest]:
         decisions = ApprovalDecision.objects.select_related("user").order_by("decided_at", "id")
@@ -141,3 +150,16 @@ class ApprovalViewSet(viewsets.ReadOnlyModelViewSet[ApprovalRequest]):
             self.get_queryset().get(pk=approval.pk), context={"request": request}
         ).data
         return Response({**data, "recorded": result.recorded}, status=status.HTTP_200_OK)
+
+    @extend_schema(request=BulkDecideSerializer, responses={200: dict[str, str]})
+    @action(detail=False, methods=["post"], url_path="bulk-decision")
+    def bulk_decision(self, request: Request) -> Response:
+        """Approve or reject up to 1,000 requests at once; each is checked and recorded on
+        its own. Answers, per id, "recorded", "unchanged" or why it was refused."""
+        body = BulkDecideSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        outcomes = decide_many(request_ids=list(dict.fromkeys(data["approvals"])), user=request.user,
+                               approve=data["decision"] == "approve", comment=data["comment"],
+                               channel=ApprovalDecision.Channel.API)  # fmt: skip
+        return Response({"results": {str(k): v for k, v in outcomes.items()}})

@@ -50,7 +50,13 @@ def unit_key(request: ApprovalRequest) -> UnitKey:
 
 
 def group_names(user: User) -> set[str]:
-    return set(user.groups.values_list("name", flat=True))
+    """The user's groups, looked up once per user object (a request's user lives for the
+    request, so an inbox page asks once, not once per row)."""
+    cached: set[str] | None = getattr(user, "_bulwark_groups", None)
+    if cached is None:
+        cached = set(user.groups.values_list("name", flat=True))
+        setattr(user, "_bulwark_groups", cached)  # noqa: B010 - a per-request cache
+    return cached
 
 
 def refusal(request: ApprovalRequest, user: AbstractBaseUser | AnonymousUser) -> str | None:
@@ -131,3 +137,28 @@ def decide(
         return DecisionResult(request, recorded=False)
     request.refresh_from_db()
     return DecisionResult(request, recorded=True)
+
+
+def decide_many(
+    *,
+    request_ids: list[int],
+    user: AbstractBaseUser | AnonymousUser,
+    approve: bool,
+    comment: str = "",
+    channel: str = ApprovalDecision.Channel.API,
+) -> dict[int, str]:
+    """Decide several requests at once (a storm of holds, a batch change); each is checked
+    and recorded on its own, so one refusal does not stop the others. Returns, for each
+    id, "recorded", "unchanged" or why it was refused."""
+    outcomes: dict[int, str] = {}
+    for request_id in request_ids:
+        try:
+            result = decide(request_id=request_id, user=user, approve=approve, comment=comment,
+                            channel=channel)  # fmt: skip
+        except ApprovalRequest.DoesNotExist:
+            outcomes[request_id] = "no such request"
+        except DecisionRefused as exc:
+            outcomes[request_id] = exc.message
+        else:
+            outcomes[request_id] = "recorded" if result.recorded else "unchanged"
+    return outcomes

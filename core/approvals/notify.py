@@ -178,9 +178,9 @@ def deliver_announcement(request_id: int, occasion: str) -> int:
     )
     if request is None or not request.is_open:
         return 0
-    step = plan_for(request.run).by_id.get(request.step_id)
-    approval = step.approval if step is not None else None
-    entries = approval.notify if approval is not None and request.kind == "gate" else ()
+    gate = plan_for(request.run).by_id.get(request.gate_id) if request.gate_id else None
+    approval = gate.approval if gate is not None else None
+    entries = approval.notify if approval is not None else ()
     delivered = 0
     for entry in entries:
         channel = next(k for k in ("slack", "teams", "email") if entry.get(k) is not None)

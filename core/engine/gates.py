@@ -7,13 +7,18 @@ for a reminder, an escalation or the timeout, and decisions arrive as Vote event
 
 A decision is bound to the hash of the resolved inputs of the destructive steps the
 gate guards. When such a step is about to run with other inputs than were approved, the
-gate opens a new request for what will really be sent (see `binding_holds`).
+step itself asks again, under its gate's policy, bound to the inputs it would be sent
+(see `gate_verdict`); the gate's own decision stands for what it approved.
+
+Request numbers are unique per unit: a gate asks once per attempt group; a budget hold
+follows a claim (an even number from the attempt count), a step asking again precedes
+one (an odd number from it).
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Literal
 
 from audit.hashing import canonical_json
 from core.engine.builder import Builder, EngineError, fail
@@ -91,6 +96,7 @@ def _open(b: Builder, key: UnitKey, progress: dict[str, Any], **fact: Any) -> No
         guarded=progress["guarded"],
         bound_hash=progress["bound_hash"],
         deadline=progress["deadline"],
+        **({"gate": progress["gate"]} if "gate" in progress else {}),
         **fact,
     )
 
@@ -101,35 +107,28 @@ def _four_eyes(b: Builder, gate: StepPlan, approval: ApprovalPlan) -> bool:
     return bool(b.plan.guards.get(gate.id))
 
 
-def open_gate(b: Builder, step: StepPlan, *, request: int = 1, **why: Any) -> None:
-    """Ask the gate's first rung for a decision on the guarded steps' current inputs."""
-    key = UnitKey(step.id)
-    approval = step.approval
-    assert approval is not None
-    try:
-        message = (
-            ""
-            if approval.message is None
-            else str(
-                render_value(
-                    approval.message, b.template_context(), path=f"steps.{step.id}.approval.message"
-                )
-            )
-        )
-    except ExpressionError as exc:
-        fail(b, key, {"kind": "expression", "message": str(exc), "retryable": False})
-        return
-    guarded = _guarded_inputs(b, step.id)
+def _message(b: Builder, gate: StepPlan, approval: ApprovalPlan) -> str:
+    if approval.message is None:
+        return ""
+    path = f"steps.{gate.id}.approval.message"
+    return str(render_value(approval.message, b.template_context(), path=path))
+
+
+def _request(
+    b: Builder, gate: StepPlan, approval: ApprovalPlan, guarded: dict[str, Any], number: int
+) -> dict[str, Any]:
+    """An open request of `gate`'s first rung about `guarded` (step id → inputs)."""
     rung = approval.rungs[0]
-    progress = {
+    return {
         "kind": GATE,
-        "request": request,
+        "gate": gate.id,
+        "request": number,
         "rung": 0,
         "approvers": list(rung.approvers),
         "min_approvals": approval.min_approvals,
         "approvals": [],
-        "four_eyes": _four_eyes(b, step, approval),
-        "message": message,
+        "four_eyes": _four_eyes(b, gate, approval),
+        "message": _message(b, gate, approval),
         "guarded": guarded,
         "bound": {step_id: inputs_hash(value) for step_id, value in guarded.items()},
         "bound_hash": inputs_hash(guarded),
@@ -138,7 +137,39 @@ def open_gate(b: Builder, step: StepPlan, *, request: int = 1, **why: Any) -> No
         "next_reminder": None if approval.remind_every is None else b.now + approval.remind_every,
         "reminders": 0,
     }
-    _open(b, key, progress, **why)
+
+
+def open_gate(b: Builder, step: StepPlan) -> None:
+    """Ask the gate's first rung for a decision on the guarded steps' current inputs."""
+    key = UnitKey(step.id)
+    assert step.approval is not None
+    try:
+        progress = _request(b, step, step.approval, _guarded_inputs(b, step.id),
+                            b.unit(key).attempt_group)  # fmt: skip
+    except ExpressionError as exc:
+        fail(b, key, {"kind": "expression", "message": str(exc), "retryable": False})
+        return
+    _open(b, key, progress)
+
+
+def _ask_again(
+    b: Builder, step: StepPlan, gate: StepPlan, inputs: Any, approved: dict[str, Any]
+) -> None:
+    """`step` is about to run with other inputs than its gate approved: it waits for a
+    decision on the inputs it would be sent, under the gate's policy."""
+    key = UnitKey(step.id)
+    assert gate.approval is not None
+    try:
+        progress = _request(b, gate, gate.approval, {step.id: inputs},
+                            2 * b.unit(key).attempts + 1)  # fmt: skip
+    except ExpressionError as exc:
+        fail(b, key, {"kind": "expression", "message": str(exc), "retryable": False})
+        return
+    reason = (
+        f"the inputs of {step.id} differ from those approved in request "
+        f"{approved.get('request')} of {gate.id}"
+    )
+    _open(b, key, progress, reason=reason, previous_hash=approved.get("bound_hash"))
 
 
 def hold_for_budget(b: Builder, event: UnitHeld) -> None:
@@ -214,6 +245,18 @@ def _decide(
                 },
             )
         return
+    if progress.get("gate") not in (None, key.step):
+        # A step that asked again: approved, it runs with what was approved (gate_verdict
+        # finds the approval in its progress); rejected, it does not run.
+        if outcome == "approved":
+            approval = {"approved": progress["bound"][key.step], "request": progress["request"]}
+            b.update(key, status=UnitStatus.PENDING, progress=approval, next_attempt_at=None)
+        else:
+            b.update(
+                key, status=UnitStatus.REJECTED, progress=decided, next_attempt_at=None,
+                reason="its inputs changed since the approval and the new request was rejected",
+            )  # fmt: skip
+        return
     output = {
         "outcome": outcome,
         "request": progress["request"],
@@ -280,8 +323,8 @@ def on_due(b: Builder, key: UnitKey) -> None:
         return
     reminder = progress.get("next_reminder")
     if reminder is not None and b.now >= reminder:
-        step = b.plan.step(key.step)
-        every = step.approval.remind_every if step.approval else None
+        approval = _policy(b, progress)
+        every = approval.remind_every if approval else None
         progress = {
             **progress,
             "reminders": progress["reminders"] + 1,
@@ -294,9 +337,14 @@ def on_due(b: Builder, key: UnitKey) -> None:
     b.update(key, next_attempt_at=_next_due(progress))  # woken early: sleep again
 
 
+def _policy(b: Builder, progress: dict[str, Any]) -> ApprovalPlan | None:
+    """The approval policy a request follows: its gate's (none for budget holds)."""
+    gate = progress.get("gate")
+    return b.plan.step(gate).approval if gate is not None else None
+
+
 def _time_out(b: Builder, key: UnitKey, progress: dict[str, Any]) -> None:
-    step = b.plan.step(key.step)
-    approval = step.approval if progress["kind"] == GATE else None
+    approval = _policy(b, progress)
     b.fact("approval.timed_out", key, request=progress["request"], rung=progress["rung"],
            approvers=progress["approvers"], approvals=progress["approvals"])  # fmt: skip
     if approval is not None and approval.on_timeout == "escalate":
@@ -319,29 +367,34 @@ def _time_out(b: Builder, key: UnitKey, progress: dict[str, Any]) -> None:
     _decide(b, key, outcome, timed_out=True)
 
 
-def binding_holds(b: Builder, step: StepPlan) -> bool:
-    """Whether `step`, about to run, still has the inputs its gate's decision was bound
-    to. If not, the gate asks again (a new request bound to the inputs it will be sent)
-    and the step waits for that decision."""
+Verdict = Literal["go", "wait", "rejected"]
+
+
+def gate_verdict(b: Builder, step: StepPlan) -> Verdict:
+    """May `step`, about to run, act? Its gate must have approved the inputs it will be
+    sent now: "go". If they differ, the step asks again and "wait"s for that decision;
+    "rejected" when its gate said no (the gate need not be one of its own needs:
+    gate → x → step)."""
     gate_id = b.plan.guarded_by.get(step.id)
     if gate_id is None:
-        return True
+        return "go"
     gate = b.unit(UnitKey(gate_id))
+    if gate.status == UnitStatus.WAITING_APPROVAL:
+        return "wait"
+    if gate.status == UnitStatus.REJECTED:
+        return "rejected"
     output = resolved(gate.output)
     if gate.status != UnitStatus.SUCCEEDED or not isinstance(output, dict):
-        return True  # not approved at all: the step runs only through an explicit `if`
+        return "go"  # never decided: the step runs only through an explicit `if`
     try:
-        current = inputs_hash(resolve_step_inputs(b, step))
+        inputs = resolve_step_inputs(b, step)
     except ExpressionError:
-        return True  # the step's own rendering reports this, as for any step
-    approved = (output.get("bound") or {}).get(step.id)
-    if approved == current:
-        return True
-    open_gate(
-        b,
-        b.plan.step(gate_id),
-        request=int(output.get("request", 0)) + 1,
-        reason=f"the inputs of {step.id} differ from those approved in request {output.get('request')}",
-        previous_hash=output.get("bound_hash"),
-    )
-    return False
+        return "go"  # the step's own rendering reports this, as for any step
+    current = inputs_hash(inputs)
+    own = b.unit(UnitKey(step.id)).progress
+    if (output.get("bound") or {}).get(step.id) == current:
+        return "go"
+    if isinstance(own, dict) and own.get("approved") == current:
+        return "go"  # asked again, and these are the inputs that were approved
+    _ask_again(b, step, b.plan.step(gate_id), inputs, output)
+    return "wait"

@@ -8,7 +8,7 @@ from typing import Any
 
 from core.engine.builder import Builder, fail, finish_success, renewed
 from core.engine.events import Execute
-from core.engine.gates import binding_holds, open_gate
+from core.engine.gates import gate_verdict, open_gate
 from core.engine.plan import RetryPolicy, StepPlan
 from core.engine.state import (
     ACTIVE_UNIT,
@@ -49,7 +49,8 @@ def skip(b: Builder, key: UnitKey, reason: str) -> None:
 
 
 def _queue(b: Builder, key: UnitKey, inputs: Any) -> None:
-    b.update(key, status=UnitStatus.QUEUED, inputs=inputs, error=None, reason=None)
+    # progress=None: a step that asked again kept its approval there until now.
+    b.update(key, status=UnitStatus.QUEUED, inputs=inputs, error=None, reason=None, progress=None)
     b.commands.append(Execute(key))
     b.fact("step.queued", key)
 
@@ -107,7 +108,12 @@ def _start_if_ready(b: Builder, step: StepPlan) -> bool:
             },
         )
         return True
-    if not binding_holds(b, step):
+    before = b.unit(key).status
+    verdict = gate_verdict(b, step)
+    if verdict == "wait":
+        return b.unit(key).status != before  # it moved when it asked again
+    if verdict == "rejected" and not explicit:
+        skip(b, key, "an approval it needs was rejected")
         return True
     if step.is_fan_out:
         _start_fan_out(b, step)
@@ -149,7 +155,8 @@ def _start_fan_out(b: Builder, step: StepPlan) -> None:
             b.create(Unit(key=item, item_value=value, max_attempts=step.retry.attempts))
     for index in range(len(items), previous):
         skip(b, UnitKey(step.id, index), "no longer among the step's items")
-    b.update(key, status=UnitStatus.RUNNING, items_total=len(items), output=None, error=None)
+    b.update(key, status=UnitStatus.RUNNING, items_total=len(items), output=None, error=None,
+             progress=None)  # fmt: skip
     b.fact("step.started", key, items=len(items))
 
 

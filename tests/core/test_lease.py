@@ -10,7 +10,7 @@ from django.utils import timezone
 from core.dispatch import InlineDispatcher
 from core.execution import claim_unit
 from core.lease import LeaseKeeper
-from core.models import StepRun
+from core.models import Attempt, StepRun
 from core.runs import start_run
 from integrations.context import ActionContext
 from tests.core.factories import definition, echo, published_version
@@ -65,6 +65,37 @@ def test_an_attempt_whose_lease_was_taken_over_is_fenced(inline_dispatch: Inline
     keeper.hold(unit.pk, unit.attempts, ctx)
     keeper.stop()
     StepRun.objects.filter(pk=unit.pk).update(attempts=unit.attempts + 1)  # reclaimed elsewhere
+    keeper.renew_once()
+    assert ctx.fenced.is_set()
+
+
+def test_an_attempt_that_finished_while_being_renewed_is_released_quietly(
+    inline_dispatch: InlineDispatcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    unit = _claimed_unit(inline_dispatch)
+    keeper = LeaseKeeper(lease_seconds=120)
+    ctx = _context(unit)
+    keeper.hold(unit.pk, unit.attempts, ctx)
+    keeper.stop()
+    # The worker records the result; its release comes just after the heartbeat's look.
+    Attempt.objects.create(unit=unit, number=unit.attempts, outcome="succeeded",
+                           idempotency_key=unit.idempotency_key, started_at=timezone.now())  # fmt: skip
+    StepRun.objects.filter(pk=unit.pk).update(status="succeeded")
+    keeper.renew_once()
+    assert not ctx.fenced.is_set()
+    assert "lost its lease" not in caplog.text
+    assert keeper._held == {}
+
+
+def test_an_attempt_the_scheduler_judged_lost_is_fenced(inline_dispatch: InlineDispatcher) -> None:
+    unit = _claimed_unit(inline_dispatch)
+    keeper = LeaseKeeper(lease_seconds=120)
+    ctx = _context(unit)
+    keeper.hold(unit.pk, unit.attempts, ctx)
+    keeper.stop()
+    Attempt.objects.create(unit=unit, number=unit.attempts, outcome="lost",
+                           idempotency_key=unit.idempotency_key, started_at=timezone.now())  # fmt: skip
+    StepRun.objects.filter(pk=unit.pk).update(status="queued")  # requeued, not yet claimed
     keeper.renew_once()
     assert ctx.fenced.is_set()
 

@@ -18,8 +18,13 @@ def test_a_budget_saved_and_deleted_in_the_admin_is_audited(admin_user: User) ->
     client.force_login(admin_user)
     response = client.post(
         "/admin/core/actionbudget/add/",
-        {"action": "crowdstrike.contain_host", "limit": "20", "window_seconds": "3600",
-         "approvers": '["incident-commanders"]', "enabled": "on"},  # fmt: skip
+        {
+            "action": "crowdstrike.contain_host",
+            "limit": "20",
+            "window_seconds": "3600",
+            "approvers": '["incident-commanders"]',
+            "enabled": "on",
+        },
     )
     assert response.status_code == 302, response.content[:2000]
     budget = ActionBudget.objects.get()

@@ -209,3 +209,55 @@ def test_cancelling_a_waiting_run_withdraws_its_request(
     assert request.status == "withdrawn"
     assert decide(erin, request.pk).json()["recorded"] is False
     assert CALLS == []
+
+
+def test_many_requests_are_decided_in_one_call_each_on_its_own(
+    inline_dispatch: InlineDispatcher, bob: User
+) -> None:
+    erin = approver("erin", IC)
+    henry = approver("henry", IC, "analyst")
+    mine = start(gated(), inline_dispatch, user=henry)
+    others = [start(gated(), inline_dispatch, user=bob, host=f"h{i}") for i in range(3)]
+    ids = [ApprovalRequest.objects.get(run=r).pk for r in [*others, mine]]
+    response = client_for(henry).post(
+        "/api/v1/approvals/bulk-decision/",
+        {"approvals": [*ids, 999_999], "decision": "approve", "comment": "storm"},
+        format="json",
+    )
+    assert response.status_code == 200, response.json()
+    results = response.json()["results"]
+    assert [results[str(i)] for i in ids[:3]] == ["recorded"] * 3
+    assert results[str(ids[3])].startswith("four-eyes")
+    assert results["999999"] == "no such request"
+    inline_dispatch.drain()
+    assert sorted(c["host"] for c in CALLS) == ["h0", "h1", "h2"]
+    again = client_for(erin).post("/api/v1/approvals/bulk-decision/",
+                                  {"approvals": ids, "decision": "approve"}, format="json")  # fmt: skip
+    assert list(again.json()["results"].values()) == ["unchanged"] * 3 + ["recorded"]
+
+
+def test_the_inbox_costs_the_same_queries_for_many_requests(
+    inline_dispatch: InlineDispatcher, bob: User, django_assert_max_num_queries: Any
+) -> None:
+    erin = approver("erin", IC)
+    client = client_for(erin)
+    start(gated(), inline_dispatch, user=bob)
+    client.get("/api/v1/approvals/")  # warm the per-user caches of roles and groups
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as one:
+        assert client.get("/api/v1/approvals/?status=pending").json()["count"] == 1
+    for i in range(5):
+        start(gated(), inline_dispatch, user=bob, host=f"h{i}")
+    with django_assert_max_num_queries(len(one.captured_queries)):
+        assert client.get("/api/v1/approvals/?status=pending").json()["count"] == 6
+
+
+def test_pending_requests_are_a_metric(inline_dispatch: InlineDispatcher, bob: User) -> None:
+    from django.test import Client
+
+    start(gated(), inline_dispatch, user=bob)
+    text = Client().get("/metrics").content.decode()
+    assert 'bulwark_approvals_pending{kind="gate"} 1.0' in text
+    assert 'bulwark_runs{status="waiting_approval"} 1.0' in text

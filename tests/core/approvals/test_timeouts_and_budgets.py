@@ -111,11 +111,11 @@ def test_a_step_whose_inputs_changed_since_the_approval_asks_again(
     run.refresh_from_db()
     assert CALLS == []
     assert run.status == "waiting_approval"
-    second = ApprovalRequest.objects.get(run=run, number=2)
-    assert second.status == "pending"
+    second = ApprovalRequest.objects.get(run=run, step_id="isolate")
+    assert (second.status, second.gate_id, second.kind) == ("pending", "approve", "gate")
     assert second.guarded == {"isolate": {"host": "aid-42"}}
     assert second.bound_hash != first.bound_hash
-    assert "differ from those approved in request 1" in second.reason
+    assert "differ from those approved in request 1 of approve" in second.reason
     assert decide(frank, second).json()["status"] == "approved"
     inline_dispatch.drain()
     assert [c["host"] for c in CALLS] == ["aid-42"]

@@ -38,10 +38,11 @@ def contain_playbook(**approval: Any) -> Rehearsal:
 
 
 def work(sim: Rehearsal) -> None:
-    """Run what is queued, without moving the clock."""
+    """Run what is queued, without moving the clock (`lookup` finds host aid-9)."""
     while queued := sim.queued():
-        sim.claim(queued[0])
-        sim.finish(queued[0], ("ok", {"step": queued[0].step}))
+        key = queued[0]
+        sim.claim(key)
+        sim.finish(key, ("ok", {"host": "aid-9"} if key.step == "lookup" else {"step": key.step}))
 
 
 def waiting(sim: Rehearsal) -> dict[str, Any]:
@@ -187,7 +188,7 @@ def test_a_vote_on_a_superseded_request_is_refused() -> None:
         vote(sim, "alice", request=7)
 
 
-def test_inputs_that_changed_since_the_approval_make_the_gate_ask_again() -> None:
+def test_inputs_that_changed_since_the_approval_make_the_step_ask_again() -> None:
     # The host is only known after the gate (from a step that runs in parallel with it).
     definition = steps(
         echo("lookup"),
@@ -198,19 +199,22 @@ def test_inputs_that_changed_since_the_approval_make_the_gate_ask_again() -> Non
     first = sim.state.units[GATE].progress
     assert "unresolved" in first["guarded"]["isolate"]
     vote(sim, "alice")
-    sim.run(lambda key, attempt: ("ok", {"host": "aid-9"}))
-    # Approved for what could not be resolved, so it is asked again for the real host.
-    second = sim.state.units[GATE].progress
-    assert sim.status("gate") == UnitStatus.WAITING_APPROVAL
-    assert second["request"] == 2
-    assert second["guarded"] == {"isolate": {"device_id": "aid-9"}}
-    assert sim.status("isolate") == UnitStatus.PENDING
-    with pytest.raises(EngineError, match="request 1 of gate is no longer open"):
-        vote(sim, "bob", request=1)
-    vote(sim, "bob")
-    sim.run()
+    work(sim)
+    # Approved for what could not be resolved: the step asks again, for the real host.
+    key = UnitKey("isolate")
+    assert sim.status("gate") == UnitStatus.SUCCEEDED  # its decision stands
+    assert sim.status("isolate") == UnitStatus.WAITING_APPROVAL
+    again = sim.state.units[key].progress
+    assert (again["gate"], again["request"], again["approvers"]) == ("gate", 1, ["ic"])
+    assert again["guarded"] == {"isolate": {"device_id": "aid-9"}}
+    assert sim.state.status == RunStatus.WAITING_APPROVAL
+    with pytest.raises(EngineError, match="request 5 of isolate is no longer open"):
+        sim.apply(Vote(key, 5, "user:bob", True))
+    sim.apply(Vote(key, 1, "user:bob", True))
+    work(sim)
     assert sim.status("isolate") == UnitStatus.SUCCEEDED
-    assert sim.state.units[UnitKey("isolate")].inputs == {"device_id": "aid-9"}
+    assert sim.state.units[key].inputs == {"device_id": "aid-9"}
+    assert sim.state.units[key].progress is None  # the action never sees the approval
 
 
 def test_unchanged_inputs_run_on_the_first_approval() -> None:
@@ -285,3 +289,41 @@ def test_a_rejected_budget_hold_does_not_act() -> None:
     assert sim.status("isolate") == UnitStatus.REJECTED
     assert sim.status("after") == UnitStatus.SKIPPED
     assert state.status == RunStatus.SUCCEEDED
+
+
+def indirect(sim_host: str = "{{ steps.lookup.output.host }}") -> Rehearsal:
+    """gate → prepare → isolate, with the host from a step that runs beside the gate."""
+    definition = steps(
+        echo("lookup"),
+        gate(),
+        echo("prepare", "gate"),
+        isolate("prepare", "lookup", host=sim_host),
+    )
+    return Rehearsal.of(definition, destructive=DESTRUCTIVE).start()
+
+
+def test_a_step_after_its_gate_asks_again_and_a_rejection_stops_it() -> None:
+    sim = indirect()
+    assert sim.plan.guarded_by == {"isolate": "gate"}
+    vote(sim, "alice")  # approved before lookup's host was known
+    work(sim)
+    assert sim.status("prepare") == UnitStatus.SUCCEEDED
+    assert sim.status("isolate") == UnitStatus.WAITING_APPROVAL  # asked again
+    assert sim.state.status == RunStatus.WAITING_APPROVAL
+    key = UnitKey("isolate")
+    sim.apply(Vote(key, 1, "user:bob", False))
+    work(sim)
+    assert sim.status("isolate") == UnitStatus.REJECTED
+    assert sim.state.status == RunStatus.SUCCEEDED
+
+
+def test_a_step_after_its_gate_acts_once_approved_again() -> None:
+    sim = indirect()
+    vote(sim, "alice")
+    work(sim)
+    sim.apply(Vote(UnitKey("isolate"), 1, "user:bob", True))
+    work(sim)
+    assert sim.status("isolate") == UnitStatus.SUCCEEDED
+    assert sim.state.units[UnitKey("isolate")].inputs == {"device_id": "aid-9"}
+    requests = [f for f in sim.facts if f[0] == "approval.requested"]
+    assert len(requests) == 2
