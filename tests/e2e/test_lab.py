@@ -7,8 +7,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 
+from accounts import roles
+from core.approval_models import ApprovalRequest
+from core.approvals.decide import decide
 from core.models import Run, StepRun
 from core.runs import start_run
 from integrations.lab.connections import ensure_lab_connections
@@ -28,6 +32,11 @@ def lab() -> Iterator[Lab]:
     lab.stop()
 
 
+def run_status(run: Run) -> str:
+    run.refresh_from_db()
+    return run.status
+
+
 def finished(run: Run) -> bool:
     run.refresh_from_db()
     return run.finished_at is not None
@@ -44,16 +53,31 @@ def test_the_contain_example_runs_to_success_on_real_workers(
     processes.start("scheduler", "scheduler")
     ensure_lab_connections(lab.url, actor="system:test", smtp=lab.smtp_settings())
     call_command("import_playbooks", publish=True, verbosity=0)
+    commander = User.objects.create_user("ic", email="ic@example.test")
+    for name in (roles.APPROVER, "incident-commanders"):
+        commander.groups.add(Group.objects.get_or_create(name=name)[0])
     run = start_run(playbook=Playbook.objects.get(name="contain-compromised-host"), inputs={"host_id": HOST},
                     actor="user:bob")  # fmt: skip
+    parked = wait_for(
+        lambda: run_status(run) == "waiting_approval", 30, "the run to wait at its gate"
+    )
+    # A worker announces the request: Slack buttons, a Teams card, a mail to the commander.
+    wait_for(lambda: len(lab["slack"].messages) == 1 and len(lab.smtp.messages) == 1, 30,
+             "the approval request to be announced")  # fmt: skip
+    assert lab["slack"].messages[0]["channel"] == "C0IR"
+    assert len(lab["teams"].cards) == 1
+    assert len(lab["crowdstrike"].requests("POST", "/devices/entities/devices-actions/v2")) == 0
+    (request,) = ApprovalRequest.objects.filter(run=run, status="pending")
+    assert decide(request_id=request.pk, user=commander, approve=True).recorded
     took = wait_for(lambda: finished(run), 60, "the contain example to finish", interval=0.2)
     assert run.status == "succeeded", processes.log_text()
-    print(f"\ncontain-compromised-host on real workers: {took:.1f}s")
+    print(f"\ncontain-compromised-host on real workers: parked at its gate in {parked:.1f}s, "
+          f"finished {took:.1f}s after the approval")  # fmt: skip
     assert (
         len(lab["crowdstrike"].requests("POST", "/oauth2/token")) <= 2
     )  # one per worker process at most
     assert len(lab["crowdstrike"].requests("POST", "/devices/entities/devices-actions/v2")) == 1
-    assert len(lab["slack"].messages) == 1
+    assert len(lab["slack"].messages) == 2  # the request, then the notice
     assert len(lab["jira"].issues) == 1
 
 
