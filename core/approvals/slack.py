@@ -7,8 +7,9 @@ five minutes). The clicking Slack user must be mapped to a Bulwark user
 button's value is a signed decision link token (core.approvals.links), so a click can
 only decide the request it was posted for, while it is current.
 
-Slack wants an answer within three seconds; the decision is one transaction, and the
-answer replaces nothing: it tells the clicking person what happened, ephemerally.
+Slack wants an answer within three seconds; the decision is one transaction. The clicker
+is told what happened through the interaction's response_url (ephemerally), and once the
+request is decided the message's buttons are replaced by the outcome.
 """
 
 from __future__ import annotations
@@ -20,15 +21,17 @@ import logging
 import time
 from typing import Any
 
+import httpx
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from accounts.models import ChatIdentity
-from core.approval_models import ApprovalDecision, SeenInteraction
+from core.approval_models import ApprovalDecision, ApprovalRequest, SeenInteraction
 from core.approvals.decide import DecisionRefused
 from core.approvals.links import LinkRefused, use_link
+from core.approvals.notify import summary
 from integrations.models import Connection
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,45 @@ def signature_valid(
         if hmac.compare_digest(expected, signature):
             return None
     return "the signature does not match"
+
+
+def _response_url_allowed(url: str) -> bool:
+    """Slack's own hooks host, or the host of a configured Slack connection (the lab):
+    the URL comes from a signed request, yet it is still not sent just anywhere."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return False
+    if parsed.scheme == "https" and parsed.host == "hooks.slack.com":
+        return True
+    hosts = {
+        (httpx.URL(c.base_url).scheme, httpx.URL(c.base_url).host, httpx.URL(c.base_url).port)
+        for c in Connection.objects.filter(integration="slack")
+    }
+    return (parsed.scheme, parsed.host, parsed.port) in hosts
+
+
+def _respond(url: str, body: dict[str, Any]) -> None:
+    """Best effort: the decision is recorded whatever happens to this message."""
+    if not url or not _response_url_allowed(url):
+        log.warning("slack interaction: response_url refused: not a Slack or connection host")
+        return
+    try:
+        httpx.post(url, json=body, timeout=2.0).raise_for_status()
+    except httpx.HTTPError as exc:
+        log.warning("slack interaction: posting to the response_url failed: %s", type(exc).__name__)
+
+
+def _tell(payload: dict[str, Any], text: str, request: ApprovalRequest | None = None) -> None:
+    """Answer the clicker; once the request is decided, replace the buttons with the
+    outcome for everyone in the channel."""
+    url = str(payload.get("response_url") or "")
+    _respond(url, {"response_type": "ephemeral", "replace_original": False, "text": text})
+    if request is not None and not request.is_open:
+        names = ", ".join(d.user.get_username() for d in request.decisions.select_related("user"))
+        outcome = f"{summary(request)[0]}: *{request.status}*" + (f" by {names}" if names else "")
+        _respond(url, {"replace_original": True, "text": outcome,
+                       "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": outcome}}]})  # fmt: skip
 
 
 def _answer(text: str, status: int = 200) -> JsonResponse:
@@ -111,7 +153,9 @@ def interactions(request: HttpRequest) -> JsonResponse:
         .first()
     )
     if identity is None or not identity.user.is_active:
-        return _answer("Your Slack account is not linked to a Bulwark user, so it cannot decide.")
+        text = "Your Slack account is not linked to a Bulwark user, so it cannot decide."
+        _tell(payload, text)
+        return _answer(text)
     try:
         result = use_link(
             str(action.get("value", "")),
@@ -121,8 +165,13 @@ def interactions(request: HttpRequest) -> JsonResponse:
             channel=ApprovalDecision.Channel.SLACK,
         )
     except (LinkRefused, DecisionRefused) as exc:
-        return _answer(f"Not recorded: {exc.message}")
+        text = f"Not recorded: {exc.message}"
+        _tell(payload, text)
+        return _answer(text)
     status = result.request.status
     if result.recorded:
-        return _answer(f"Recorded your decision; the request is {status}.")
-    return _answer(f"Nothing changed: the request is {status}.")
+        text = f"Recorded your decision; the request is {status}."
+    else:
+        text = f"Nothing changed: the request is {status}."
+    _tell(payload, text, result.request)
+    return _answer(text)

@@ -34,12 +34,24 @@ class SlackSimulator(Simulator):
     def reset_state(self) -> None:
         self.messages: list[dict[str, Any]] = []
         self.archived: set[str] = set()
+        # What apps posted to interaction response URLs (hooks.slack.com/actions/…).
+        self.responses: list[dict[str, Any]] = []
 
     def routes(self) -> Iterable[Rule]:
         return [
             Rule("/api/chat.postMessage", methods=["POST"], endpoint="post_message"),
             Rule("/api/auth.test", methods=["POST"], endpoint="auth_test"),
+            Rule("/actions/<path:hook>", methods=["POST"], endpoint="respond"),
         ]
+
+    def respond(self, request: Request, hook: str) -> Response:
+        """A response URL: the app replaces the original message or answers the clicker."""
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not (body.get("text") or body.get("blocks")):
+            return Response("invalid_payload", status=400)
+        with self.lock:
+            self.responses.append({"hook": hook, **body})
+        return Response("ok", status=200)
 
     def auth_test(self, request: Request) -> Response:
         if request.headers.get("Authorization") != f"Bearer {self.token}":
@@ -82,9 +94,11 @@ class SlackSimulator(Simulator):
 
 
 def block_action(message: Mapping[str, Any], action_id: str, *, user_id: str,
-                 username: str = "lab-user", team: str = LAB_TEAM) -> dict[str, Any]:  # fmt: skip
+                 username: str = "lab-user", team: str = LAB_TEAM,
+                 response_url: str = "https://hooks.slack.com/actions/T0LAB/1/lab") -> dict[str, Any]:  # fmt: skip
     """The `block_actions` payload Slack sends when `user_id` clicks the button
-    `action_id` of a posted message (vendor-apis.md §3.3)."""
+    `action_id` of a posted message (vendor-apis.md §3.3); point `response_url` at the
+    lab (`<lab>/slack/actions/…`) to see what the app answers there."""
     actions = next(b for b in message["blocks"] if b.get("type") == "actions")
     button = next(e for e in actions["elements"] if e.get("action_id") == action_id)
     now = f"{time.time():.6f}"
@@ -97,7 +111,7 @@ def block_action(message: Mapping[str, Any], action_id: str, *, user_id: str,
         "message": {"ts": message["ts"], "text": message.get("text"), "blocks": message["blocks"]},
         "api_app_id": "A0LAB",
         "trigger_id": f"{now}.lab",
-        "response_url": "https://hooks.slack.com/actions/T0LAB/1/lab",
+        "response_url": response_url,
         "actions": [{"action_id": action_id, "block_id": actions.get("block_id"), "type": "button",
                      "value": button.get("value"), "action_ts": now, "text": button.get("text")}],
     }  # fmt: skip

@@ -186,10 +186,18 @@ def test_slack_buttons_decide_for_the_linked_user_and_refuse_forgeries_and_repla
     assert "not linked to a Bulwark user" in stranger.json()["text"]
     assert ApprovalRequest.objects.get(run=run).status == "pending"
 
-    body, headers = signed_request(block_action(message, "approve", user_id="U0ERIN"))
+    hook = channels.url + "/slack/actions/T0LAB/1/click"
+    body, headers = signed_request(
+        block_action(message, "approve", user_id="U0ERIN", response_url=hook)
+    )
     clicked = post_click(body, headers)
     assert clicked.status_code == 200
     assert "Recorded your decision; the request is approved" in clicked.json()["text"]
+    told, replaced = channels["slack"].responses[-2:]
+    assert (told["response_type"], told["replace_original"]) == ("ephemeral", False)
+    assert "Recorded your decision" in told["text"]
+    assert replaced["replace_original"] is True
+    assert "*approved* by erin" in replaced["text"]  # the buttons give way to the outcome
     replay = post_click(body, headers)
     assert replay.status_code == 401
     assert "replay" in replay.json()["text"]
@@ -224,3 +232,18 @@ def test_a_vendor_that_echoes_the_token_is_redacted_in_the_audit_trail(
     assert "503" in failed.payload["error"] or "upstream" in failed.payload["error"]
     assert LAB_BOT_TOKEN not in str(failed.payload)
     assert "[redacted]" in failed.payload["error"]
+
+
+def test_a_response_url_elsewhere_is_not_posted_to(
+    channels: Any, inline_dispatch: InlineDispatcher, bob: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    erin = approver("erin", IC)
+    ChatIdentity.objects.create(user=erin, provider="slack", subject="U0ERIN", team="T0LAB")
+    start(gated(notify=[{"slack": "#soc"}]), inline_dispatch, user=bob)
+    (message,) = channels["slack"].messages
+    payload = block_action(
+        message, "approve", user_id="U0ERIN", response_url="http://10.0.0.9/steal"
+    )
+    assert "Recorded" in post_click(*signed_request(payload)).json()["text"]
+    assert channels["slack"].responses == []
+    assert "response_url refused" in caplog.text
