@@ -32,6 +32,7 @@ test: lint test-sqlite test-postgres
 bench: setup
 	DATABASE_URL=$(PG_URL)_bench REDIS_URL=redis://127.0.0.1:6379/13 $(PY) bench/engine.py
 	DATABASE_URL=$(PG_URL)_bench REDIS_URL=redis://127.0.0.1:6379/13 $(PY) bench/intake.py
+	DATABASE_URL=$(PG_URL)_bench REDIS_URL=redis://127.0.0.1:6379/13 $(PY) bench/approvals.py
 
 schema: setup
 	$(PY) -m playbooks.schema

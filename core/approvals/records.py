@@ -17,9 +17,6 @@ from core.approval_models import ActionBudget, ApprovalRequest, BudgetUse
 from core.engine.events import Decision
 from core.engine.state import UnitKey
 
-# Facts that announce a request to its approvers (again).
-ANNOUNCED = frozenset({"approval.requested", "approval.reminder", "approval.escalated"})
-
 
 def _ts(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, tz=UTC)

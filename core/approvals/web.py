@@ -6,7 +6,9 @@ link alone (forwarded, leaked, prefetched by a mail scanner) decides nothing.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -14,12 +16,28 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 
+from accounts.permissions import role_names
 from core.approval_models import ApprovalDecision, ApprovalRequest
 from core.approvals.decide import DecisionRefused, decide, refusal
 from core.approvals.links import LinkRefused, open_link, use_link
 from core.approvals.notify import summary
 
 MAX_COMMENT = 4000
+
+
+def any_role(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Logged in and holding a role (as every API read needs): an account without one
+    sees nothing of the runs or their approvals."""
+
+    @login_required
+    @functools.wraps(view)
+    def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not role_names(request.user):
+            return render(request, "approvals/decide.html",
+                          {"refused": "your account holds no role; ask an admin for one"}, status=403)  # fmt: skip
+        return view(request, *args, **kwargs)
+
+    return checked
 
 
 def _context(request: HttpRequest, approval: ApprovalRequest, **extra: Any) -> dict[str, Any]:
@@ -62,7 +80,7 @@ def _load(pk: int) -> ApprovalRequest:
     )
 
 
-@login_required
+@any_role
 def inbox(request: HttpRequest) -> HttpResponse:
     pending = (
         ApprovalRequest.objects.filter(status=ApprovalRequest.Status.PENDING)
@@ -72,7 +90,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     return render(request, "approvals/inbox.html", {"requests": pending})
 
 
-@login_required
+@any_role
 @require_http_methods(["GET", "POST"])
 def approval_page(request: HttpRequest, pk: int) -> HttpResponse:
     approval = _load(pk)
@@ -93,7 +111,7 @@ def approval_page(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "approvals/decide.html", _context(request, approval))
 
 
-@login_required
+@any_role
 @require_http_methods(["GET", "POST"])
 def link_page(request: HttpRequest, token: str) -> HttpResponse:
     try:

@@ -182,7 +182,7 @@ def hold_for_budget(b: Builder, event: UnitHeld) -> None:
     progress = {
         "kind": BUDGET,
         # Attempts only grow, so each hold of the unit has its own request number.
-        "request": unit.attempts,
+        "request": 2 * unit.attempts,
         "rung": 0,
         "approvers": list(hold.get("approvers") or []),
         "min_approvals": 1,

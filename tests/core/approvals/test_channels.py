@@ -247,3 +247,30 @@ def test_a_response_url_elsewhere_is_not_posted_to(
     assert "Recorded" in post_click(*signed_request(payload)).json()["text"]
     assert channels["slack"].responses == []
     assert "response_url refused" in caplog.text
+
+
+def test_the_pages_need_a_role_and_the_inbox_lists_what_waits(
+    inline_dispatch: InlineDispatcher, bob: User, dave: User
+) -> None:
+    erin = approver("erin", IC)
+    run = start(gated(), inline_dispatch, user=bob)
+    request = ApprovalRequest.objects.get(run=run)
+    nobody = User.objects.create_user("nobody")
+    assert browser(nobody).get("/approvals/").status_code == 403
+    assert browser(nobody).get(f"/approvals/{request.pk}/").status_code == 403
+    inbox = browser(dave).get("/approvals/")
+    assert inbox.status_code == 200
+    assert f"/approvals/{request.pk}/".encode() in inbox.content
+    viewer_page = browser(dave).get(f"/approvals/{request.pk}/")
+    assert (
+        b"You cannot decide this request: deciding approvals needs the approver role"
+        in viewer_page.content
+    )
+    assert (
+        browser(dave).post(f"/approvals/{request.pk}/", {"decision": "approve"}).status_code == 403
+    )
+    decided = browser(erin).post(
+        f"/approvals/{request.pk}/", {"decision": "approve", "comment": "ok"}
+    )
+    assert b"Your decision is recorded. The request is approved." in decided.content
+    assert ApprovalDecision.objects.get().channel == "web"

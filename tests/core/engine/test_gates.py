@@ -327,3 +327,17 @@ def test_a_step_after_its_gate_acts_once_approved_again() -> None:
     assert sim.state.units[UnitKey("isolate")].inputs == {"device_id": "aid-9"}
     requests = [f for f in sim.facts if f[0] == "approval.requested"]
     assert len(requests) == 2
+
+
+def test_a_step_that_asked_again_and_is_then_held_by_its_budget_gets_a_new_request_number() -> None:
+    sim = indirect()
+    vote(sim, "alice")
+    work(sim)
+    key = UnitKey("isolate")
+    asked = sim.state.units[key].progress["request"]
+    sim.apply(Vote(key, asked, "user:bob", True))
+    (queued,) = sim.queued()
+    sim.claim(queued)
+    sim.apply(UnitHeld(key, {"action": CONTAIN, "approvers": ["approver"], "inputs": {}}))
+    held = sim.state.units[key].progress["request"]
+    assert (asked, held) == (1, 2)  # odd before a claim, even after one: never the same
