@@ -200,6 +200,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Incident-response playbooks, runs, connections and audit.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Several models have a `status`; the runs' one gets a name of its own.
+    "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "core.models.RUN_STATUS_CHOICES"},
 }
 
 # --- Engine -------------------------------------------------------------------------

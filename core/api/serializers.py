@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from artifacts.models import Artifact
 from artifacts.store import describe
-from core.models import Attempt, Run, StepRun
+from core.models import ApprovalRequest, Attempt, Run, StepRun
 
 
 class StartRunSerializer(serializers.Serializer[dict[str, Any]]):
@@ -85,9 +85,28 @@ class RunDetailSerializer(RunSerializer):
     steps = StepRunSerializer(source="units", many=True, read_only=True)
     content_hash = serializers.CharField(source="version.content_hash")
     artifacts = serializers.SerializerMethodField()
+    approvals = serializers.SerializerMethodField()
 
     class Meta(RunSerializer.Meta):
-        fields = [*RunSerializer.Meta.fields, "content_hash", "inputs", "steps", "artifacts"]
+        fields = [*RunSerializer.Meta.fields, "content_hash", "inputs", "steps", "artifacts",
+                  "approvals"]  # fmt: skip
+
+    def get_approvals(self, run: Run) -> list[dict[str, Any]]:
+        """The run's approval requests (decide them at /api/v1/approvals/{id}/decision/)."""
+        return list(
+            ApprovalRequest.objects.filter(run_id=run.pk)
+            .order_by("id")
+            .values(
+                "id",
+                "unit_label",
+                "number",
+                "kind",
+                "status",
+                "approvers",
+                "requested_at",
+                "decided_at",
+            )  # fmt: skip
+        )
 
     def get_artifacts(self, run: Run) -> list[dict[str, Any]]:
         """Evidence and large outputs the run's steps kept (the bytes at each `url`)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -250,3 +251,12 @@ def test_the_openapi_schema_documents_the_definition_body(dave: User) -> None:
     definition = spec["components"]["schemas"][ref]["properties"]["definition"]
     assert {"string", "object"} <= {option["type"] for option in definition["oneOf"]}
     assert "/api/v1/playbooks/{name}/versions/{number}/publish/" in spec["paths"]
+
+
+def test_the_openapi_schema_generates_without_warnings(tmp_path: Path) -> None:
+    from django.core.management import call_command
+
+    call_command("spectacular", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+    text = (tmp_path / "schema.yaml").read_text()
+    assert "/api/v1/approvals/{id}/decision/" in text
+    assert "RunStatusEnum" in text

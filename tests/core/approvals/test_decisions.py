@@ -69,6 +69,8 @@ def test_two_of_three_approvers_let_the_destructive_step_act_once(
         "approved",
     )
 
+    detail = client_for(bob).get(f"/api/v1/runs/{run.pk}/").json()
+    assert [(a["id"], a["status"]) for a in detail["approvals"]] == [(item["id"], "approved")]
     decisions = ApprovalDecision.objects.filter(request_id=item["id"]).order_by("id")
     assert [(d.user.username, d.approve, d.channel) for d in decisions] == [
         ("erin", True, "api"),
