@@ -93,22 +93,7 @@ class RunDetailSerializer(RunSerializer):
 
     def get_approvals(self, run: Run) -> list[dict[str, Any]]:
         """The run's approval requests (decide them at /api/v1/approvals/{id}/decision/)."""
-        return list(
-            ApprovalRequest.objects.filter(run_id=run.pk)
-            .order_by("id")
-            .values(
-                "id",
-                "unit_label",
-                "number",
-                "kind",
-                "status",
-                "approvers",
-                "requested_at",
-                "decided_at",
-            )  # fmt: skip
-        )
-
-    def get_artifacts(self, run: Run) -> list[dict[str, Any]]:
-        """Evidence and large outputs the run's steps kept (the bytes at each `url`)."""
-        return [describe(a) | {"step_id": a.step_id, "source": a.source}
-                for a in Artifact.objects.filter(run_id=run.pk).order_by("id")]  # fmt: skip
+        fields = ("id", "unit_label", "number", "kind", "status", "approvers", "requested_at",
+                  "decided_at")  # fmt: skip
+        rows = ApprovalRequest.objects.filter(run_id=run.pk).order_by("id").values(*fields)
+        return [dict(row) for row in rows]
