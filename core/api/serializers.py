@@ -97,3 +97,8 @@ class RunDetailSerializer(RunSerializer):
                   "decided_at")  # fmt: skip
         rows = ApprovalRequest.objects.filter(run_id=run.pk).order_by("id").values(*fields)
         return [dict(row) for row in rows]
+
+    def get_artifacts(self, run: Run) -> list[dict[str, Any]]:
+        """Evidence and large outputs the run's steps kept (the bytes at each `url`)."""
+        return [describe(a) | {"step_id": a.step_id, "source": a.source}
+                for a in Artifact.objects.filter(run_id=run.pk).order_by("id")]  # fmt: skip
