@@ -78,6 +78,42 @@ class ApprovalRequest(models.Model):
         return self.status == self.Status.PENDING
 
 
+class ApprovalNotice(models.Model):
+    """One announcement of a request (asked, reminded, escalated) to its channels: written
+    with the fact, sent after COMMIT, and sent again by the scheduler if its message or
+    its worker was lost, so no announcement is lost."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENDING = "sending"
+        DONE = "done"
+        # Gave up after repeated losses of the worker sending it (audited).
+        ABANDONED = "abandoned"
+
+    request = models.ForeignKey(
+        ApprovalRequest, on_delete=models.CASCADE, related_name="notices", db_index=False
+    )
+    occasion = models.CharField(max_length=40)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                name="approval_notice_open_idx",
+                condition=Q(status__in=["pending", "sending"]),
+            ),
+            models.Index(fields=["request"], name="approval_notice_request_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.occasion} notice of request {self.request_id} ({self.status})"
+
+
 class ApprovalDecision(models.Model):
     """One person's approve or reject on a request, through one channel."""
 

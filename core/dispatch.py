@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 Message = tuple[int, int]  # (unit id, dispatch token)
-# An approval request to announce to its approvers: (request id, the fact that asked).
+# An approval request's announcement to send: (notice id, the fact that asked for it).
 Announcement = tuple[int, str]
 
 
@@ -54,8 +54,8 @@ class BrokerDispatcher:
     def announce(self, announcements: Sequence[Announcement]) -> None:
         from core.tasks import announce_approval
 
-        for request_id, occasion in announcements:
-            announce_approval.send(request_id, occasion)
+        for notice_id, occasion in announcements:
+            announce_approval.send(notice_id, occasion)
 
     def backlog(self) -> int:
         import dramatiq
@@ -97,7 +97,7 @@ class InlineDispatcher:
 
     def drain(self, limit: int = 10_000) -> int:
         """Execute pending wake-ups (and what they lead to); returns how many ran."""
-        from core.approvals.notify import deliver_announcement
+        from core.approvals.notify import deliver_notice
         from core.drain import execute_drain_message
         from core.execution import execute_unit_message
 
@@ -109,7 +109,7 @@ class InlineDispatcher:
             elif self.pending_drains:
                 execute_drain_message(self.pending_drains.popleft())
             else:
-                deliver_announcement(*self.pending_announcements.popleft())
+                deliver_notice(self.pending_announcements.popleft()[0])
             count += 1
         return count
 

@@ -21,6 +21,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from audit.events import NewEvent
+from core.approvals.notify import resend_lost_notices
 from core.dispatch import Message, get_dispatcher
 from core.engine.events import Decision, Nudge, RetryDue, UnitLost
 from core.engine.plan import RunPlan
@@ -188,6 +189,16 @@ def redispatch_lost_messages(result: SweepResult) -> None:
         log.info("re-sent %d queued units whose messages looked lost", result.redispatched)
 
 
+def resend_notices(result: SweepResult) -> None:
+    """Approval announcements whose message or worker was lost are sent again."""
+    try:
+        older = timedelta(seconds=settings.BULWARK_REDISPATCH_SECONDS)
+        result.redispatched += resend_lost_notices(older_than=older)
+    except Exception as exc:  # one failing duty must not stop the others
+        log.exception("reconciler: re-sending approval notices failed")
+        result.errors.append(f"approval notices: {exc}")
+
+
 # Duties other apps add to the scheduler's pass (alert intake re-matches alerts whose
 # trigger matching was interrupted); each takes the pass's result to report errors in.
 EXTRA_DUTIES: list[Callable[[SweepResult], None]] = []
@@ -203,6 +214,7 @@ def sweep() -> SweepResult:
             log.exception("reconciler: %s failed", getattr(duty, "__name__", duty))
             result.errors.append(f"{getattr(duty, '__name__', duty)}: {exc}")
     fire_due_retries(result)
+    resend_notices(result)
     apply_stranded_results(result)
     recover_expired_leases(result)
     redispatch_lost_messages(result)

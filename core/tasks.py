@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dramatiq
 
-from core.approvals.notify import deliver_announcement
+from core.approvals.notify import deliver_notice
 from core.broker import QUEUE
 from core.drain import execute_drain_message
 from core.execution import execute_unit_message
@@ -23,6 +23,6 @@ def drain_run(run_id: int) -> None:
 
 
 @dramatiq.actor(actor_name="bulwark.announce_approval", queue_name=QUEUE)
-def announce_approval(request_id: int, occasion: str) -> None:
-    """Announce approval request `request_id` on the channels its gate names."""
-    deliver_announcement(request_id, occasion)
+def announce_approval(notice_id: int, occasion: str) -> None:
+    """Send approval notice `notice_id` (`occasion` tells a reader of the queue why)."""
+    deliver_notice(notice_id)

@@ -339,7 +339,8 @@ def apply_event(
                 messages, facts = persist(run, decision, state, loaded, actor, recorded)
                 if any(f.kind.startswith("approval.") for f in decision.facts):
                     unit_ids = {key: row.id for key, row in loaded.items()}
-                    announce = record_approvals(run_id, decision, unit_ids)
+                    announce = record_approvals(run_id, plan, decision,
+                                                unit_ids)  # fmt: skip
                     if announce:
                         transaction.on_commit(
                             functools.partial(get_dispatcher().announce, announce), robust=True

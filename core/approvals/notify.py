@@ -1,10 +1,11 @@
 """Announcing approval requests where approvers are: Slack buttons, a Teams card with a
 signed link, an e-mail with a signed link per recipient.
 
-Announcing happens after the request's transaction commits, on a worker (the dispatcher
-carries it like a unit's wake-up), through the same integration actions playbooks use.
-Every delivery, sent or failed, is an audit event; a failed one does not stop the
-others, and the request stays in the inbox whatever happens to its announcements.
+Each announcement is a notice row written with the request's fact; it is sent after
+COMMIT on a worker (the dispatcher carries it like a unit's wake-up) through the same
+integration actions playbooks use, and the scheduler sends again a notice whose message
+or worker was lost. Every delivery, sent or failed, is an audit event; a failed channel
+does not stop the others, and the request stays in the inbox whatever happens.
 """
 
 from __future__ import annotations
@@ -12,14 +13,18 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
 from audit.events import record_event
-from core.approval_models import ApprovalDecision, ApprovalRequest
+from core.approval_models import ApprovalDecision, ApprovalNotice, ApprovalRequest
 from core.approvals.links import issue_link, link_url
+from core.dispatch import get_dispatcher
 from core.transitions import plan_for
 from integrations.connections import resolve_connection
 from integrations.context import ActionContext
@@ -168,16 +173,9 @@ def _audit(request: ApprovalRequest, occasion: str, channel: str, targets: list[
         )
 
 
-def deliver_announcement(request_id: int, occasion: str) -> int:
+def _announce(request: ApprovalRequest, occasion: str) -> int:
     """Announce an open request through every channel its gate names; returns how many
     deliveries succeeded."""
-    request = (
-        ApprovalRequest.objects.select_related("run", "run__playbook", "run__version")
-        .filter(pk=request_id)
-        .first()
-    )
-    if request is None or not request.is_open:
-        return 0
     gate = plan_for(request.run).by_id.get(request.gate_id) if request.gate_id else None
     approval = gate.approval if gate is not None else None
     entries = approval.notify if approval is not None else ()
@@ -195,3 +193,58 @@ def deliver_announcement(request_id: int, occasion: str) -> int:
         _audit(request, occasion, channel, targets, None)
         delivered += 1
     return delivered
+
+
+def deliver_notice(notice_id: int) -> int:
+    """Send a notice once: claimed by one conditional UPDATE (a duplicate message finds
+    it taken), sent unless its request was decided meanwhile, then marked done. Returns
+    how many channels it reached."""
+    claimed = ApprovalNotice.objects.filter(
+        pk=notice_id, status=ApprovalNotice.Status.PENDING
+    ).update(
+        status=ApprovalNotice.Status.SENDING, claimed_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return 0
+    notice = ApprovalNotice.objects.select_related(
+        "request", "request__run", "request__run__playbook", "request__run__version"
+    ).get(pk=notice_id)
+    delivered = _announce(notice.request, notice.occasion) if notice.request.is_open else 0
+    ApprovalNotice.objects.filter(pk=notice_id).update(
+        status=ApprovalNotice.Status.DONE, finished_at=timezone.now()
+    )
+    return delivered
+
+
+# A notice claimed this long ago and not done lost its worker; it is sent again, at most
+# this many times in all.
+SENDING_TIMEOUT = timedelta(minutes=5)
+MAX_NOTICE_ATTEMPTS = 3
+
+
+def resend_lost_notices(*, older_than: timedelta) -> int:
+    """The scheduler's duty: send again what was never sent (its message was lost) or
+    whose worker died while sending; returns how many were handed to the dispatcher."""
+    now = timezone.now()
+    lost_worker = ApprovalNotice.objects.filter(
+        status=ApprovalNotice.Status.SENDING, claimed_at__lt=now - SENDING_TIMEOUT
+    )
+    for notice in lost_worker.select_related("request")[:500]:
+        if notice.attempts >= MAX_NOTICE_ATTEMPTS:
+            if ApprovalNotice.objects.filter(pk=notice.pk, status="sending").update(
+                status=ApprovalNotice.Status.ABANDONED, finished_at=now
+            ):
+                _audit(notice.request, notice.occasion, "all", [],
+                       f"gave up after {notice.attempts} attempts whose worker was lost")  # fmt: skip
+            continue
+        ApprovalNotice.objects.filter(pk=notice.pk, status="sending").update(
+            status=ApprovalNotice.Status.PENDING
+        )
+    stale = list(
+        ApprovalNotice.objects.filter(
+            status=ApprovalNotice.Status.PENDING, created_at__lt=now - older_than
+        ).values_list("pk", "occasion")[:500]
+    )
+    if stale:
+        get_dispatcher().announce(stale)
+    return len(stale)

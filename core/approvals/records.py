@@ -1,7 +1,7 @@
 """Approval requests as rows, kept in step with the engine's facts in the same transaction.
 
 The engine decides (core.engine.gates); this module writes what it decided where the
-inbox, the links and the auditors find it, and says which requests to announce once the
+inbox, the links and the auditors find it, and records each announcement to send once the
 transaction commits.
 """
 
@@ -13,8 +13,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from core.approval_models import ActionBudget, ApprovalRequest, BudgetUse
+from core.approval_models import ActionBudget, ApprovalNotice, ApprovalRequest, BudgetUse
 from core.engine.events import Decision
+from core.engine.plan import RunPlan
 from core.engine.state import UnitKey
 
 
@@ -64,11 +65,22 @@ def _override_budget(unit_id: int, attempt_group: int, action: str) -> None:
         )
 
 
-def record_approvals(
-    run_id: int, decision: Decision, unit_ids: Mapping[UnitKey, int]
+def _notice(
+    plan: RunPlan, request_id: int, gate: str | None, occasion: str
 ) -> list[tuple[int, str]]:
-    """Write the approval facts of `decision`; returns (request id, fact kind) for each
-    request to announce after COMMIT."""
+    """A notice to send, when the request's gate names channels to announce it on."""
+    step = plan.by_id.get(gate) if gate else None
+    if step is None or step.approval is None or not step.approval.notify:
+        return []
+    notice = ApprovalNotice.objects.create(request_id=request_id, occasion=occasion)
+    return [(notice.pk, occasion)]
+
+
+def record_approvals(
+    run_id: int, plan: RunPlan, decision: Decision, unit_ids: Mapping[UnitKey, int]
+) -> list[tuple[int, str]]:
+    """Write the approval facts of `decision`; returns (notice id, fact kind) for each
+    announcement to send after COMMIT (see core.approvals.notify)."""
     announce: list[tuple[int, str]] = []
     for fact in decision.facts:
         if not fact.kind.startswith("approval.") or fact.key is None:
@@ -79,7 +91,7 @@ def record_approvals(
         if fact.kind == "approval.requested":
             request = _open_request(run_id, unit_id, fact.key, unit.progress,
                                     str(payload.get("reason") or ""))  # fmt: skip
-            announce.append((request.pk, fact.kind))
+            announce += _notice(plan, request.pk, request.gate_id, fact.kind)
             continue
         current = ApprovalRequest.objects.filter(
             unit_id=unit_id, status=ApprovalRequest.Status.PENDING
@@ -98,8 +110,10 @@ def record_approvals(
         elif fact.kind == "approval.escalated":
             current.update(approvers=payload["approvers"], rung=payload["rung"],
                            deadline=_ts(payload.get("deadline")))  # fmt: skip
-            announce.extend((pk, fact.kind) for pk in current.values_list("pk", flat=True))
+            for pk, gate in current.values_list("pk", "gate_id"):
+                announce += _notice(plan, pk, gate, fact.kind)
         elif fact.kind == "approval.reminder":
             current.update(reminders=payload["reminder"])
-            announce.extend((pk, fact.kind) for pk in current.values_list("pk", flat=True))
+            for pk, gate in current.values_list("pk", "gate_id"):
+                announce += _notice(plan, pk, gate, fact.kind)
     return announce

@@ -274,3 +274,58 @@ def test_the_pages_need_a_role_and_the_inbox_lists_what_waits(
     )
     assert b"Your decision is recorded. The request is approved." in decided.content
     assert ApprovalDecision.objects.get().channel == "web"
+
+
+def test_an_announcement_whose_message_was_lost_is_sent_by_the_scheduler(
+    channels: Any, inline_dispatch: InlineDispatcher, bob: User, time_machine: Any, settings: Any
+) -> None:
+    from core.approval_models import ApprovalNotice
+    from core.reconciler import sweep
+
+    time_machine.move_to(timezone.now())
+    approver("erin", IC)
+    run = start(gated(notify=[{"slack": "#soc"}]), inline_dispatch, user=bob)
+    # Back to before delivery: the message was lost (a Redis restart, a process that died).
+    ApprovalNotice.objects.update(status="pending")
+    channels["slack"].messages.clear()
+    sweep()
+    assert list(inline_dispatch.pending_announcements) == []  # too recent to be presumed lost
+    time_machine.move_to(
+        timezone.now() + timedelta(seconds=settings.BULWARK_REDISPATCH_SECONDS + 1)
+    )
+    sweep()
+    inline_dispatch.drain()
+    assert len(channels["slack"].messages) == 1
+    notice = ApprovalNotice.objects.get()
+    assert (notice.status, notice.attempts) == ("done", 2)
+    inline_dispatch.announce([(notice.pk, "approval.requested")])  # a duplicate message
+    inline_dispatch.drain()
+    assert len(channels["slack"].messages) == 1
+    assert ApprovalRequest.objects.get(run=run).status == "pending"
+
+
+def test_an_announcement_whose_worker_died_is_sent_again_then_given_up(
+    channels: Any, inline_dispatch: InlineDispatcher, bob: User, time_machine: Any
+) -> None:
+    from core.approval_models import ApprovalNotice
+    from core.reconciler import sweep
+
+    time_machine.move_to(timezone.now())
+    approver("erin", IC)
+    run = start(gated(notify=[{"slack": "#soc"}]), inline_dispatch, user=bob)
+    notice = ApprovalNotice.objects.get()
+    channels["slack"].messages.clear()
+    ApprovalNotice.objects.update(status="sending", claimed_at=timezone.now())  # then it died
+    time_machine.move_to(timezone.now() + timedelta(minutes=6))
+    sweep()  # back to pending; the next sweep sends it
+    time_machine.move_to(timezone.now() + timedelta(minutes=1))
+    sweep()
+    inline_dispatch.drain()
+    assert len(channels["slack"].messages) == 1
+    ApprovalNotice.objects.update(status="sending", attempts=3, claimed_at=timezone.now())
+    time_machine.move_to(timezone.now() + timedelta(minutes=6))
+    sweep()
+    notice.refresh_from_db()
+    assert notice.status == "abandoned"
+    gave_up = AuditEvent.objects.get(run_id=run.pk, kind="approval.notify_failed")
+    assert "gave up after 3 attempts" in gave_up.payload["error"]
