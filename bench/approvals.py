@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-from bench.engine import prepare_database, publish, start, stop  # noqa: E402
+from bench.engine import fresh_services, publish, start, stop  # noqa: E402
 
 GROUP = "bench-commanders"
 CLIENTS = 4  # threads starting runs and deciding, each with its own connection
@@ -115,13 +115,7 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=10_000)
     args = parser.parse_args()
-    db_url, redis_url = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
-    if not db_url.startswith("postgres") or not redis_url:
-        raise SystemExit("bench/approvals.py needs DATABASE_URL (PostgreSQL) and REDIS_URL")
-    prepare_database(db_url)
-    import redis
-
-    redis.Redis.from_url(redis_url).flushdb()
+    fresh_services("bench/approvals.py")
     import django
 
     django.setup()

@@ -45,6 +45,18 @@ def prepare_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def fresh_services(script: str) -> tuple[str, str]:
+    """DATABASE_URL (PostgreSQL, made fresh) and REDIS_URL (flushed), or exit saying why."""
+    db_url, redis_url = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
+    if not db_url.startswith("postgres") or not redis_url:
+        raise SystemExit(f"{script} needs DATABASE_URL (PostgreSQL) and REDIS_URL")
+    prepare_database(db_url)
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    return db_url, redis_url
+
+
 def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         argv,
@@ -217,13 +229,7 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
-    db_url, redis_url = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
-    if not db_url.startswith("postgres") or not redis_url:
-        raise SystemExit("bench/engine.py needs DATABASE_URL (PostgreSQL) and REDIS_URL")
-    prepare_database(db_url)
-    import redis
-
-    redis.Redis.from_url(redis_url).flushdb()
+    _, redis_url = fresh_services("bench/engine.py")
     logs = ROOT / "var" / "bench"
     logs.mkdir(parents=True, exist_ok=True)
     raw = bench_raw(args.repeat, redis_url, logs)

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.permissions import role_names
 from core.approval_models import ApprovalDecision, ApprovalRequest
-from core.approvals.decide import DecisionRefused, decide, refusal
+from core.approvals.decide import DecisionRefused, DecisionResult, decide, refusal
 from core.approvals.links import LinkRefused, open_link, use_link
 from core.approvals.notify import summary
 
@@ -90,24 +90,37 @@ def inbox(request: HttpRequest) -> HttpResponse:
     return render(request, "approvals/inbox.html", {"requests": pending})
 
 
+def _decide_and_show(
+    request: HttpRequest, approval: ApprovalRequest, act: Callable[[bool, str], DecisionResult]
+) -> HttpResponse:
+    """A POSTed decision: `act(approve, comment)` records it; the page shows the outcome,
+    or why it was refused."""
+    form = _form(request)
+    if form is None:
+        return render(request, "approvals/decide.html",
+                      _context(request, approval, refused="choose approve or reject"), status=400)  # fmt: skip
+    try:
+        result = act(*form)
+    except (LinkRefused, DecisionRefused) as exc:
+        status = exc.status if isinstance(exc, DecisionRefused) else 403
+        return render(request, "approvals/decide.html",
+                      _context(request, approval, refused=exc.message), status=status)  # fmt: skip
+    approval = _load(approval.pk)
+    return render(request, "approvals/decide.html",
+                  _context(request, approval, outcome=_outcome(approval, result.recorded)))  # fmt: skip
+
+
 @any_role
 @require_http_methods(["GET", "POST"])
 def approval_page(request: HttpRequest, pk: int) -> HttpResponse:
     approval = _load(pk)
     if request.method == "POST":
-        form = _form(request)
-        if form is None:
-            return render(request, "approvals/decide.html",
-                          _context(request, approval, refused="choose approve or reject"), status=400)  # fmt: skip
-        try:
-            result = decide(request_id=pk, user=request.user, approve=form[0], comment=form[1],
-                            channel=ApprovalDecision.Channel.WEB)  # fmt: skip
-        except DecisionRefused as exc:
-            return render(request, "approvals/decide.html",
-                          _context(request, approval, refused=exc.message), status=exc.status)  # fmt: skip
-        approval = _load(pk)
-        return render(request, "approvals/decide.html",
-                      _context(request, approval, outcome=_outcome(approval, result.recorded)))  # fmt: skip
+        return _decide_and_show(
+            request,
+            approval,
+            lambda approve, comment: decide(request_id=pk, user=request.user, approve=approve,
+                                            comment=comment, channel=ApprovalDecision.Channel.WEB),
+        )  # fmt: skip
     return render(request, "approvals/decide.html", _context(request, approval))
 
 
@@ -120,17 +133,11 @@ def link_page(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "approvals/decide.html", {"refused": exc.message}, status=403)
     approval = _load(opened.request.pk)
     if request.method == "POST":
-        form = _form(request)
-        if form is None:
-            return render(request, "approvals/decide.html",
-                          _context(request, approval, refused="choose approve or reject"), status=400)  # fmt: skip
-        try:
-            result = use_link(token, request.user, approve=form[0], comment=form[1])
-        except (LinkRefused, DecisionRefused) as exc:
-            status = exc.status if isinstance(exc, DecisionRefused) else 403
-            return render(request, "approvals/decide.html",
-                          _context(request, approval, refused=exc.message), status=status)  # fmt: skip
-        approval = _load(approval.pk)
-        return render(request, "approvals/decide.html",
-                      _context(request, approval, outcome=_outcome(approval, result.recorded)))  # fmt: skip
+        return _decide_and_show(
+            request,
+            approval,
+            lambda approve, comment: use_link(
+                token, request.user, approve=approve, comment=comment
+            ),
+        )
     return render(request, "approvals/decide.html", _context(request, approval))
