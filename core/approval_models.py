@@ -18,6 +18,8 @@ class ApprovalRequest(models.Model):
     class Kind(models.TextChoices):
         GATE = "gate"
         BUDGET = "budget"
+        # A destructive step's approvals no longer held when its turn came.
+        REAUTHORIZE = "reauthorize"
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -39,7 +41,7 @@ class ApprovalRequest(models.Model):
     # asks again because its inputs changed, its gate); empty for budget holds.
     gate_id = models.CharField(max_length=63, blank=True, default="")
     number = models.PositiveIntegerField()
-    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.GATE)
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.GATE)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     approvers = models.JSONField(default=list)
     rung = models.PositiveIntegerField(default=0)

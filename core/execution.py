@@ -28,6 +28,7 @@ from django.utils import timezone
 from artifacts.store import describe, save_artifact
 from audit.events import NewEvent, record_event
 from core.approvals.budgets import take_budget
+from core.approvals.reauthorize import approvals_in_force
 from core.attempt_results import AttemptResult
 from core.dispatch import Message
 from core.engine.events import Decision, Nudge
@@ -199,9 +200,14 @@ def run_claimed(claimed: Claimed) -> Outcome:
     except Exception as exc:  # unknown, ambiguous or undecryptable: the step fails, clearly
         return Outcome(error=ErrorInfo(f"connection: {exc}", kind="connection"))
     secrets = credential_secrets(connection.credentials) if connection else []
-    if spec.side_effect == "destructive":
-        hold = take_budget(action=claimed.action, unit_id=claimed.unit_id,
-                           attempt_group=claimed.attempt_group, inputs=claimed.inputs)  # fmt: skip
+    if spec.side_effect == "destructive" and claimed.progress is None:
+        # Before it first acts (a poll of an action in flight has acted already): its
+        # approvals must still hold, then its budget must allow it.
+        hold = approvals_in_force(run_id=claimed.run_id, step_id=claimed.key.step,
+                                  unit_label=str(claimed.key), inputs=claimed.inputs)  # fmt: skip
+        if hold is None:
+            hold = take_budget(action=claimed.action, unit_id=claimed.unit_id,
+                               attempt_group=claimed.attempt_group, inputs=claimed.inputs)  # fmt: skip
         if hold is not None:
             return Outcome(held=redact(hold, secrets))
     ctx = ActionContext(

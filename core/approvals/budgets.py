@@ -2,7 +2,7 @@
 
 A worker takes one use of the budget before it acts; an attempt group counts once, so a
 retry does not count again. When the window is full the unit does not act: it waits for
-an approval (core.engine.gates.hold_for_budget), and an approved hold is recorded as an
+an approval (core.engine.gates.hold_unit), and an approved hold is recorded as an
 override use, which the next claim finds.
 """
 

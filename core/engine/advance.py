@@ -27,7 +27,7 @@ from core.engine.events import (
     UnitWaiting,
     Vote,
 )
-from core.engine.gates import hold_for_budget, on_due, on_vote
+from core.engine.gates import hold_unit, on_due, on_vote
 from core.engine.plan import RetryPolicy, RunPlan, StepPlan
 from core.engine.progress import STOPPING_REASON, progress
 from core.engine.retry import backoff_delay
@@ -275,7 +275,7 @@ def _apply(b: Builder, event: Event) -> None:
             _on_retry_step(b, event)
         case UnitHeld():
             _require(b.unit(event.key), UnitStatus.RUNNING, event)
-            hold_for_budget(b, event)
+            hold_unit(b, event)
         case Vote():
             on_vote(b, event)
         case Nudge():

@@ -29,6 +29,10 @@ from playbooks.expressions import ExpressionError, render_value
 
 GATE = "gate"
 BUDGET = "budget"
+# The approvals a destructive step would act on no longer hold (an approver lost the
+# right to approve between deciding and the step's turn): it asks for them again.
+REAUTHORIZE = "reauthorize"
+HOLDS = frozenset({BUDGET, REAUTHORIZE})
 
 
 def inputs_hash(value: Any) -> str:
@@ -172,22 +176,23 @@ def _ask_again(
     _open(b, key, progress, reason=reason, previous_hash=approved.get("bound_hash"))
 
 
-def hold_for_budget(b: Builder, event: UnitHeld) -> None:
-    """A destructive action over its budget: the unit asks for an approval instead of
-    acting. Its claim did not use up an attempt (the budget grows by one, as for a poll)."""
+def hold_unit(b: Builder, event: UnitHeld) -> None:
+    """A destructive action that may not act now (its budget is spent, or its approvals no
+    longer hold) asks for an approval instead. Its claim did not use up an attempt (the
+    budget grows by one, as for a poll)."""
     unit = b.unit(event.key)
     hold = event.hold
+    kind = REAUTHORIZE if hold.get("kind") == REAUTHORIZE else BUDGET
     inputs = hold.get("inputs")
-    budget = {k: hold[k] for k in ("action", "limit", "window_seconds", "used") if k in hold}
-    progress = {
-        "kind": BUDGET,
+    progress: dict[str, Any] = {
+        "kind": kind,
         # Attempts only grow, so each hold of the unit has its own request number.
         "request": 2 * unit.attempts,
         "rung": 0,
         "approvers": list(hold.get("approvers") or []),
-        "min_approvals": 1,
+        "min_approvals": int(hold.get("min_approvals") or 1),
         "approvals": [],
-        "four_eyes": True,
+        "four_eyes": bool(hold.get("four_eyes", True)),
         "message": str(hold.get("message") or ""),
         "guarded": {str(event.key): inputs},
         "bound": {str(event.key): inputs_hash(inputs)},
@@ -196,10 +201,15 @@ def hold_for_budget(b: Builder, event: UnitHeld) -> None:
         "deadline": None if hold.get("timeout") is None else b.now + float(hold["timeout"]),
         "next_reminder": None,
         "reminders": 0,
-        "budget": budget,
     }
     b.update(event.key, max_attempts=unit.max_attempts + 1)
-    b.fact("budget.held", event.key, **budget, attempt=unit.attempts)
+    if kind == BUDGET:
+        budget = {k: hold[k] for k in ("action", "limit", "window_seconds", "used") if k in hold}
+        progress["budget"] = budget
+        b.fact("budget.held", event.key, **budget, attempt=unit.attempts)
+    else:
+        b.fact("approval.reauthorization_needed", event.key, attempt=unit.attempts,
+               message=progress["message"], no_longer_valid=hold.get("no_longer_valid", []))  # fmt: skip
     _open(b, event.key, progress)
 
 
@@ -226,7 +236,7 @@ def _decide(
         **({"budget": progress["budget"]} if "budget" in progress else {}),
         **fact,
     )
-    if progress["kind"] == BUDGET:
+    if progress["kind"] in HOLDS:
         if outcome == "approved":
             # Acts now; the shell records the override against the budget.
             b.update(key, status=UnitStatus.QUEUED, progress=None, next_attempt_at=None)
@@ -238,11 +248,10 @@ def _decide(
                 status=UnitStatus.REJECTED,
                 progress=decided,
                 next_attempt_at=None,
-                reason="held by its budget and not approved",
-                error={
-                    "kind": "budget",
-                    "message": "over its blast-radius budget; the request was rejected",
-                },
+                reason="held by its budget and not approved"
+                if progress["kind"] == BUDGET
+                else "its approvals no longer held, and the new request was rejected",
+                error={"kind": progress["kind"], "message": "held back; the request was rejected"},
             )
         return
     if progress.get("gate") not in (None, key.step):
