@@ -202,9 +202,12 @@ def run_claimed(claimed: Claimed) -> Outcome:
     secrets = credential_secrets(connection.credentials) if connection else []
     if spec.side_effect == "destructive" and claimed.progress is None:
         # Before it first acts (a poll of an action in flight has acted already): its
-        # approvals must still hold, then its budget must allow it.
-        hold = approvals_in_force(run_id=claimed.run_id, step_id=claimed.key.step,
-                                  unit_label=str(claimed.key), inputs=claimed.inputs)  # fmt: skip
+        # approvals must still hold (a compensation acts on none), then its budget must
+        # allow it.
+        hold = None
+        if claimed.key.phase == "main":
+            hold = approvals_in_force(run_id=claimed.run_id, step_id=claimed.key.step,
+                                      unit_label=str(claimed.key), inputs=claimed.inputs)  # fmt: skip
         if hold is None:
             hold = take_budget(action=claimed.action, unit_id=claimed.unit_id,
                                attempt_group=claimed.attempt_group, inputs=claimed.inputs)  # fmt: skip

@@ -417,7 +417,8 @@ def record_and_take_next(*, unit_id: int, attempt: int, result: dict[str, Any], 
 # What a new unit row holds unless told otherwise (the model's defaults, which Django
 # applies in Python, not in the table).
 _NEW_UNIT = {"item_index": -1, "phase": "main", "status": "pending", "attempts": 0,
-             "max_attempts": 1, "attempt_group": 1, "dispatch_token": 0, "lease_owner": ""}  # fmt: skip
+             "max_attempts": 1, "attempt_group": 1, "dispatch_token": 0, "lease_owner": "",
+             "requests_made": 0}  # fmt: skip
 
 
 def insert_units(run_id: int, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, int, str], int]:

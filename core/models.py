@@ -94,6 +94,8 @@ class StepRun(models.Model):
     result = models.JSONField(null=True, blank=True)
     # An asynchronous action's state between polls (see UnitStatus.WAITING).
     progress = models.JSONField(null=True, blank=True)
+    # Approval requests the unit has opened (numbers them; see core.engine.gates).
+    requests_made = models.PositiveIntegerField(default=0)
     lease_owner = models.CharField(max_length=200, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from audit.events import NewEvent
 from core.approvals.notify import resend_lost_notices
+from core.approvals.slack import forget_old_interactions
 from core.dispatch import Message, get_dispatcher
 from core.engine.events import Decision, Nudge, RetryDue, UnitLost
 from core.engine.plan import RunPlan
@@ -190,10 +191,12 @@ def redispatch_lost_messages(result: SweepResult) -> None:
 
 
 def resend_notices(result: SweepResult) -> None:
-    """Approval announcements whose message or worker was lost are sent again."""
+    """Approval announcements whose message or worker was lost are sent again; digests of
+    old Slack interactions are forgotten."""
     try:
         older = timedelta(seconds=settings.BULWARK_REDISPATCH_SECONDS)
         result.redispatched += resend_lost_notices(older_than=older)
+        forget_old_interactions()
     except Exception as exc:  # one failing duty must not stop the others
         log.exception("reconciler: re-sending approval notices failed")
         result.errors.append(f"approval notices: {exc}")

@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 UNIT_FIELDS = (
     "id", "step_id", "item_index", "phase", "status", "attempts", "max_attempts", "attempt_group",
     "dispatch_token", "output", "error", "reason", "item_value", "items_total",
-    "finished_order", "next_attempt_at", "result", "progress",
+    "finished_order", "next_attempt_at", "result", "progress", "requests_made",
 )  # fmt: skip
 
 
@@ -127,6 +127,7 @@ def _unit_from_row(row: dict[str, Any]) -> Unit:
         items_total=row["items_total"],
         item_value=row["item_value"],
         progress=row["progress"],
+        requests_made=row["requests_made"],
     )
 
 
@@ -158,7 +159,7 @@ def load_state(run: Run) -> tuple[RunState, dict[UnitKey, LoadedUnit]]:
 
 _UNIT_DATA_FIELDS = (
     "status", "attempts", "attempt_group", "max_attempts", "inputs", "output", "error", "reason",
-    "finished_order", "items_total", "item_value", "progress",
+    "finished_order", "items_total", "item_value", "progress", "requests_made",
 )  # fmt: skip
 
 

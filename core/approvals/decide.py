@@ -80,7 +80,7 @@ def refusal(request: ApprovalRequest, user: AbstractBaseUser | AnonymousUser) ->
     return None
 
 
-def _audit_refusal(request: ApprovalRequest, actor: str, channel: str, why: str) -> None:
+def audit_refused(request: ApprovalRequest, actor: str, channel: str, why: str) -> None:
     with transaction.atomic():
         record_event(
             stream=f"run:{request.run_id}",
@@ -105,15 +105,18 @@ def decide(
     approve: bool,
     comment: str = "",
     channel: str = ApprovalDecision.Channel.API,
+    audit_refusal: bool = True,
 ) -> DecisionResult:
-    """Record `user`'s decision; raises DecisionRefused when they may not decide."""
+    """Record `user`'s decision; raises DecisionRefused when they may not decide (audited,
+    unless the caller's own transaction would roll that back and audits it after)."""
     request = ApprovalRequest.objects.select_related("run", "run__version").get(pk=request_id)
     actor = actor_for(user)
     if not request.is_open:
         return DecisionResult(request, recorded=False)
     why = refusal(request, user)
     if why is not None:
-        _audit_refusal(request, actor, channel, why)
+        if audit_refusal:
+            audit_refused(request, actor, channel, why)
         raise DecisionRefused(why)
     assert isinstance(user, User)
     if request.decisions.filter(user_id=user.pk).exists():
@@ -128,7 +131,8 @@ def decide(
         )  # fmt: skip
         return list(messages.values()), []
 
-    vote = Vote(unit_key(request), request.number, actor, approve, comment, channel)
+    vote = Vote(unit_key(request), request.number, actor, approve, comment, channel,
+                groups=tuple(sorted(group_names(user))))  # fmt: skip
     try:
         apply_event(request.run_id, vote, actor=actor, before_commit=write_decision)
     except (EngineError, IntegrityError):

@@ -20,8 +20,9 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.permissions import actor_for
 from core.approval_models import ApprovalDecision, ApprovalLink, ApprovalRequest
-from core.approvals.decide import DecisionResult, decide
+from core.approvals.decide import DecisionRefused, DecisionResult, audit_refused, decide
 
 SALT = "bulwark.approval-link"
 
@@ -108,19 +109,20 @@ def use_link(
 ) -> DecisionResult:
     """Decide through a link (see `open_link` for what refuses it)."""
     opened = open_link(token, user)
-    with transaction.atomic():
-        # The row lock makes two uses of one link queue up; the second finds it used.
-        link = ApprovalLink.objects.select_for_update().get(pk=opened.link.pk)
-        if link.used_at is not None:
-            raise LinkRefused(f"this link was used already, at {_fmt(link.used_at)}")
-        result = decide(
-            request_id=opened.request.pk,
-            user=user,
-            approve=approve,
-            comment=comment,
-            channel=channel or link.channel or ApprovalDecision.Channel.WEB,
-        )
-        if link.recipient_id is not None and result.recorded:
-            link.used_at = timezone.now()
-            link.save(update_fields=["used_at"])
+    via = channel or opened.link.channel or ApprovalDecision.Channel.WEB
+    try:
+        with transaction.atomic():
+            # The row lock makes two uses of one link queue up; the second finds it used.
+            link = ApprovalLink.objects.select_for_update().get(pk=opened.link.pk)
+            if link.used_at is not None:
+                raise LinkRefused(f"this link was used already, at {_fmt(link.used_at)}")
+            result = decide(request_id=opened.request.pk, user=user, approve=approve,
+                            comment=comment, channel=via, audit_refusal=False)  # fmt: skip
+            if link.recipient_id is not None and result.recorded:
+                link.used_at = timezone.now()
+                link.save(update_fields=["used_at"])
+    except DecisionRefused as exc:
+        # Audited now that the link's transaction has rolled back (inside, it would be too).
+        audit_refused(opened.request, actor_for(user), via, exc.message)
+        raise
     return result

@@ -88,7 +88,7 @@ def slack_blocks(request: ApprovalRequest, token: str) -> list[dict[str, Any]]:
 
 
 def _call(action: str, integration: str, entry: Mapping[str, Any], request: ApprovalRequest,
-          occasion: str, inputs: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+          occasion: str, inputs: dict[str, Any], *, to: str = "") -> dict[str, Any]:  # fmt: skip
     spec = get_action(action)
     assert spec is not None, action
     connection = resolve_connection(integration=integration, name=entry.get("connection"))
@@ -99,7 +99,8 @@ def _call(action: str, integration: str, entry: Mapping[str, Any], request: Appr
         step_id=request.step_id,
         item_index=None,
         attempt=1,
-        idempotency_key=f"bulwark-approval-{request.pk}-{occasion}-{request.reminders}",
+        # One per recipient: each mail is its own message (its own Message-ID).
+        idempotency_key=f"bulwark-approval-{request.pk}-{occasion}-{request.reminders}{to}",
         timeout_seconds=30.0,
         connection=connection,
     )
@@ -125,31 +126,39 @@ def _email_recipients(request: ApprovalRequest, listed: list[str]) -> list[tuple
     return [(u.email, u) for u in members.distinct().order_by("pk")]
 
 
-def _deliver(entry: Mapping[str, Any], request: ApprovalRequest, occasion: str) -> list[str]:
-    """Send one notify entry; returns where it went."""
+def _deliver(
+    entry: Mapping[str, Any], request: ApprovalRequest, occasion: str
+) -> tuple[list[str], list[str]]:
+    """Send one notify entry; returns where it went, and what failed (e-mail goes to each
+    recipient on its own, so one bad address does not silence the others)."""
     title, text, facts = summary(request)
     if entry.get("slack") is not None:
         token = issue_link(request, channel=ApprovalDecision.Channel.SLACK)
         _call("slack.post_message", "slack", entry, request, occasion,
               {"channel": entry["slack"], "text": f"{title}\n{text}",
                "blocks": slack_blocks(request, token)})  # fmt: skip
-        return [f"slack:{entry['slack']}"]
+        return [f"slack:{entry['slack']}"], []
     if entry.get("teams") is not None:
         token = issue_link(request, channel=ApprovalDecision.Channel.TEAMS)
         _call("teams.post_card", "teams", entry, request, occasion,
               {"title": title, "text": text, "facts": facts, "link_url": link_url(token),
                "link_title": "Review and decide"})  # fmt: skip
-        return ["teams"]
-    sent = []
+        return ["teams"], []
+    sent: list[str] = []
+    failed: list[str] = []
     for address, user in _email_recipients(request, list(entry.get("email") or [])):
         token = issue_link(request, channel=ApprovalDecision.Channel.EMAIL, recipient=user)
         body = "\n\n".join([text, *(f"{k}: {v}" for k, v in facts.items()),
                             f"Review and decide (you will be asked to log in):\n{link_url(token)}",
                             "This link is for you alone, serves once and expires."])  # fmt: skip
-        _call("email.send", "email", entry, request, occasion,
-              {"to": [address], "subject": title, "text": body})  # fmt: skip
+        try:
+            _call("email.send", "email", entry, request, occasion,
+                  {"to": [address], "subject": title, "text": body}, to=f"-{address}")  # fmt: skip
+        except NoticeFailed as exc:
+            failed.append(f"{address}: {exc}")
+            continue
         sent.append(f"email:{address}")
-    return sent
+    return sent, failed
 
 
 def _audit(request: ApprovalRequest, occasion: str, channel: str, targets: list[str],
@@ -183,15 +192,19 @@ def _announce(request: ApprovalRequest, occasion: str) -> int:
     for entry in entries:
         channel = next(k for k in ("slack", "teams", "email") if entry.get(k) is not None)
         try:
-            targets = _deliver(entry, request, occasion)
+            targets, failures = _deliver(entry, request, occasion)
         except Exception as exc:  # one channel failing must not keep the others silent
             # NoticeFailed texts are redacted; others (no connection, say) hold no secret.
-            message = str(exc) if isinstance(exc, NoticeFailed) else f"{type(exc).__name__}: {exc}"
-            log.warning("approval %s: announcing on %s failed: %s", request.pk, channel, message)
-            _audit(request, occasion, channel, [], message[:500])
-            continue
-        _audit(request, occasion, channel, targets, None)
-        delivered += 1
+            failures = [
+                str(exc) if isinstance(exc, NoticeFailed) else f"{type(exc).__name__}: {exc}"
+            ]
+            targets = []
+        for failure in failures:
+            log.warning("approval %s: announcing on %s failed: %s", request.pk, channel, failure)
+            _audit(request, occasion, channel, [], failure[:500])
+        if targets:
+            _audit(request, occasion, channel, targets, None)
+            delivered += 1
     return delivered
 
 

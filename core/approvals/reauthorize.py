@@ -8,34 +8,55 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db.models import Q
 
+from accounts import roles
+from accounts.permissions import has_role
 from core.approval_models import ApprovalRequest
-from core.approvals.decide import refusal
+from core.approvals.decide import group_names
+from core.transitions import plan_for
+
+
+def _still_may_approve(user: User, groups: set[str]) -> bool:
+    return user.is_active and has_role(user, roles.APPROVER) and bool(group_names(user) & groups)
+
+
+def _asked_groups(request: ApprovalRequest) -> set[str]:
+    """Every group the request's policy ever asks (a decision made on an earlier rung of
+    an escalation ladder is as good as one made on the last)."""
+    gate = plan_for(request.run).by_id.get(request.gate_id) if request.gate_id else None
+    if gate is None or gate.approval is None:
+        return set(request.approvers)
+    return {group for rung in gate.approval.rungs for group in rung.approvers}
+
+
+def _policy(request: ApprovalRequest) -> dict[str, Any]:
+    """What a new request follows: its gate's first-rung timeout, and its gate (so the
+    gate's channels announce it)."""
+    gate = plan_for(request.run).by_id.get(request.gate_id) if request.gate_id else None
+    timeout = gate.approval.rungs[0].timeout if gate is not None and gate.approval else None
+    return {"gate": request.gate_id or None, "timeout": timeout}
 
 
 def approvals_in_force(
     *, run_id: int, step_id: str, unit_label: str, inputs: Any
 ) -> dict[str, Any] | None:
     """None when the approvals this destructive unit would act on still hold (or it acts
-    on none, or on a timeout's); otherwise the hold that asks for them again."""
+    on none, or on a timeout's decision); otherwise the hold that asks for them again."""
     covering = (
         ApprovalRequest.objects.filter(run_id=run_id, status=ApprovalRequest.Status.APPROVED)
         .filter(Q(guarded__has_key=step_id) | Q(guarded__has_key=unit_label))
+        .select_related("run", "run__version")
         .order_by("-decided_at", "-id")
         .first()
     )
-    if covering is None:
-        return None
+    if covering is None or covering.timed_out:
+        return None  # nothing to check, or approved by its timeout as the playbook says
     approving = [d for d in covering.decisions.select_related("user") if d.approve]
-    if not approving:
-        return None  # approved by its timeout (on_timeout: approve), as the playbook says
-    lapsed = [
-        d.user.get_username()
-        for d in approving
-        if not d.user.is_active or refusal(covering, d.user) is not None
-    ]
-    if len(approving) - len(lapsed) >= covering.min_approvals:
+    groups = _asked_groups(covering)
+    lapsed = [d.user.get_username() for d in approving if not _still_may_approve(d.user, groups)]
+    if not lapsed or len(approving) - len(lapsed) >= covering.min_approvals:
         return None
     return {
         "kind": "reauthorize",
@@ -46,4 +67,5 @@ def approvals_in_force(
         "no_longer_valid": lapsed,
         "message": f"the approval of request {covering.pk} no longer holds: "
         f"{', '.join(lapsed)} may no longer approve it; approve again to let {unit_label} act",
+        **_policy(covering),
     }

@@ -29,7 +29,7 @@ def _open_request(run_id: int, unit_id: int, key: UnitKey, progress: Mapping[str
         "run_id": run_id,
         "step_id": key.step,
         "unit_label": str(key),
-        "gate_id": progress.get("gate") or "",
+        "gate_id": progress.get("gate") or progress.get("gate_policy") or "",
         "kind": progress["kind"],
         "status": ApprovalRequest.Status.PENDING,
         "approvers": progress["approvers"],
@@ -47,12 +47,9 @@ def _open_request(run_id: int, unit_id: int, key: UnitKey, progress: Mapping[str
         "decided_at": None,
         "timed_out": False,
     }
-    # A unit's request numbers only grow; a row with the same number can only be left by
-    # a step the operator made run again, and it is replaced.
-    request, _ = ApprovalRequest.objects.update_or_create(
-        unit_id=unit_id, number=progress["request"], defaults=fields
-    )
-    return request
+    # A unit's request numbers only grow (Unit.requests_made): a clash would be a bug, and
+    # the unique constraint refuses it rather than reuse a row with its decisions.
+    return ApprovalRequest.objects.create(unit_id=unit_id, number=progress["request"], **fields)
 
 
 def _override_budget(unit_id: int, attempt_group: int, action: str) -> None:

@@ -3,7 +3,8 @@
 Slack POSTs `payload=<JSON>` form-encoded, signed with the app's signing secret (`v0`:
 HMAC-SHA256 over "v0:{timestamp}:{raw body}", compared in constant time, refused outside
 five minutes). The clicking Slack user must be mapped to a Bulwark user
-(accounts.ChatIdentity), whose roles, groups and four-eyes apply as anywhere else. The
+(accounts.ChatIdentity) of the workspace the verifying connection names (its `team_id`
+option), and that user's roles, groups and four-eyes apply as anywhere else. The
 button's value is a signed decision link token (core.approvals.links), so a click can
 only decide the request it was posted for, while it is current.
 
@@ -19,11 +20,13 @@ import hmac
 import json
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -39,31 +42,31 @@ TOLERANCE_SECONDS = 300
 MAX_BODY = 64 * 1024
 
 
-def _secrets() -> list[bytes]:
+def _slack_connections() -> list[tuple[bytes, Connection]]:
     found = []
     for connection in Connection.objects.filter(integration="slack"):
         secret = connection.credentials.get("signing_secret")
         if secret:
-            found.append(str(secret).encode())
+            found.append((str(secret).encode(), connection))
     return found
 
 
-def signature_valid(
+def verified_connection(
     body: bytes, timestamp: str, signature: str, *, now: float | None = None
-) -> str | None:
-    """None when the request is Slack's and fresh; otherwise why not."""
+) -> tuple[Connection | None, str | None]:
+    """The Slack connection whose signing secret signed this fresh request, or why none."""
     try:
         sent = int(timestamp)
     except ValueError:
-        return "missing or malformed X-Slack-Request-Timestamp"
+        return None, "missing or malformed X-Slack-Request-Timestamp"
     if abs((now if now is not None else time.time()) - sent) > TOLERANCE_SECONDS:
-        return "the request timestamp is more than 5 minutes away"
+        return None, "the request timestamp is more than 5 minutes away"
     base = b"v0:" + timestamp.encode() + b":" + body
-    for secret in _secrets():
+    for secret, connection in _slack_connections():
         expected = "v0=" + hmac.new(secret, base, hashlib.sha256).hexdigest()
         if hmac.compare_digest(expected, signature):
-            return None
-    return "the signature does not match"
+            return connection, None
+    return None, "the signature does not match"
 
 
 def _response_url_allowed(url: str) -> bool:
@@ -110,6 +113,14 @@ def _answer(text: str, status: int = 200) -> JsonResponse:
                         status=status)  # fmt: skip
 
 
+def forget_old_interactions() -> int:
+    """Past twice the signature window a replay is refused by its timestamp alone, so the
+    digests kept to refuse replays inside it can go (the scheduler calls this)."""
+    cutoff = timezone.now() - timedelta(seconds=2 * TOLERANCE_SECONDS)
+    deleted, _ = SeenInteraction.objects.filter(seen_at__lt=cutoff).delete()
+    return deleted
+
+
 def _first_time(signature: str) -> bool:
     """Record this signed request; False when it was seen before (a replay)."""
     digest = hashlib.sha256(signature.encode()).hexdigest()
@@ -128,8 +139,10 @@ def interactions(request: HttpRequest) -> JsonResponse:
     if len(body) > MAX_BODY:
         return _answer("request too large", 413)
     signature = request.headers.get("X-Slack-Signature", "")
-    why = signature_valid(body, request.headers.get("X-Slack-Request-Timestamp", ""), signature)
-    if why is not None:
+    connection, why = verified_connection(
+        body, request.headers.get("X-Slack-Request-Timestamp", ""), signature
+    )
+    if connection is None:
         log.warning("slack interaction refused: %s", why)
         return _answer(f"refused: {why}", 401)
     if not _first_time(signature):
@@ -146,10 +159,22 @@ def interactions(request: HttpRequest) -> JsonResponse:
         "reject",
     ):
         return _answer("ignored: not an approval button", 200)
+    # A signing secret speaks for one workspace: the connection names it (its `team_id`
+    # option), and only identities of that workspace may decide through it.
+    workspace = str((connection.options or {}).get("team_id") or "")
     team = str((payload.get("team") or {}).get("id") or payload["user"].get("team_id") or "")
+    if not workspace:
+        text = f"refused: the Slack connection {connection.name} names no team_id, so no click is trusted"
+        log.warning(
+            "slack interaction refused: connection %s has no team_id option", connection.name
+        )
+        return _answer(text, 403)
+    if team != workspace:
+        log.warning("slack interaction refused: team %s is not %s's", team, connection.name)
+        return _answer("refused: this workspace is not the one this app's secret belongs to", 403)
     identity = (
         ChatIdentity.objects.select_related("user")
-        .filter(provider=ChatIdentity.Provider.SLACK, subject=slack_user, team__in=[team, ""])
+        .filter(provider=ChatIdentity.Provider.SLACK, subject=slack_user, team=workspace)
         .first()
     )
     if identity is None or not identity.user.is_active:

@@ -198,6 +198,8 @@ def _reset_step(b: Builder, step_id: str, *, resume_items: bool) -> None:
     unit = b.unit(key)
     for item in b.state.items_of(step_id) if unit.items_total is not None else []:
         if item.status != UnitStatus.SUCCEEDED or not resume_items:
+            if item.status == UnitStatus.WAITING_APPROVAL:  # its request asks no more
+                b.fact("approval.withdrawn", item.key, reason="the step is run again")
             b.update(item.key, **renewed(b, item))
     if resume_items and unit.items_total is not None:
         b.update(key, status=UnitStatus.RUNNING, error=None, reason=None, finished_order=None)

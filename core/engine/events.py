@@ -82,6 +82,9 @@ class Vote:
     approve: bool
     comment: str = ""
     channel: str = "api"
+    # The voter's groups, when the shell knows them: the engine checks them against the
+    # groups the request asks now (it may have escalated since the shell looked).
+    groups: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

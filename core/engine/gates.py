@@ -10,9 +10,8 @@ gate guards. When such a step is about to run with other inputs than were approv
 step itself asks again, under its gate's policy, bound to the inputs it would be sent
 (see `gate_verdict`); the gate's own decision stands for what it approved.
 
-Request numbers are unique per unit: a gate asks once per attempt group; a budget hold
-follows a claim (an even number from the attempt count), a step asking again precedes
-one (an odd number from it).
+Request numbers are unique per unit: each unit counts the requests it opened
+(`requests_made`), whatever it went through meanwhile (retries, resets, holds).
 """
 
 from __future__ import annotations
@@ -78,9 +77,16 @@ def _next_due(progress: dict[str, Any]) -> float | None:
     return min(times) if times else None
 
 
+def _next_number(b: Builder, key: UnitKey) -> int:
+    """The number of the unit's next request (its count only grows, so a number is never
+    used twice, whatever the unit went through: retries, resets, holds)."""
+    return b.unit(key).requests_made + 1
+
+
 def _open(b: Builder, key: UnitKey, progress: dict[str, Any], **fact: Any) -> None:
     b.update(
         key,
+        requests_made=progress["request"],
         status=UnitStatus.WAITING_APPROVAL,
         progress=progress,
         next_attempt_at=_next_due(progress),
@@ -101,6 +107,7 @@ def _open(b: Builder, key: UnitKey, progress: dict[str, Any], **fact: Any) -> No
         bound_hash=progress["bound_hash"],
         deadline=progress["deadline"],
         **({"gate": progress["gate"]} if "gate" in progress else {}),
+        **({"gate": progress["gate_policy"]} if "gate_policy" in progress else {}),
         **fact,
     )
 
@@ -149,7 +156,7 @@ def open_gate(b: Builder, step: StepPlan) -> None:
     assert step.approval is not None
     try:
         progress = _request(b, step, step.approval, _guarded_inputs(b, step.id),
-                            b.unit(key).attempt_group)  # fmt: skip
+                            _next_number(b, key))  # fmt: skip
     except ExpressionError as exc:
         fail(b, key, {"kind": "expression", "message": str(exc), "retryable": False})
         return
@@ -165,7 +172,7 @@ def _ask_again(
     assert gate.approval is not None
     try:
         progress = _request(b, gate, gate.approval, {step.id: inputs},
-                            2 * b.unit(key).attempts + 1)  # fmt: skip
+                            _next_number(b, key))  # fmt: skip
     except ExpressionError as exc:
         fail(b, key, {"kind": "expression", "message": str(exc), "retryable": False})
         return
@@ -186,8 +193,7 @@ def hold_unit(b: Builder, event: UnitHeld) -> None:
     inputs = hold.get("inputs")
     progress: dict[str, Any] = {
         "kind": kind,
-        # Attempts only grow, so each hold of the unit has its own request number.
-        "request": 2 * unit.attempts,
+        "request": _next_number(b, event.key),
         "rung": 0,
         "approvers": list(hold.get("approvers") or []),
         "min_approvals": int(hold.get("min_approvals") or 1),
@@ -202,6 +208,8 @@ def hold_unit(b: Builder, event: UnitHeld) -> None:
         "next_reminder": None,
         "reminders": 0,
     }
+    if kind == REAUTHORIZE and hold.get("gate"):
+        progress["gate_policy"] = hold["gate"]  # announced on the gate's channels
     b.update(event.key, max_attempts=unit.max_attempts + 1)
     if kind == BUDGET:
         budget = {k: hold[k] for k in ("action", "limit", "window_seconds", "used") if k in hold}
@@ -303,6 +311,12 @@ def on_vote(b: Builder, event: Vote) -> None:
         )
     if event.voter in progress["approvals"]:
         raise EngineError(f"{event.voter} has approved request {event.request} already")
+    if event.groups is not None and not set(event.groups) & set(progress["approvers"]):
+        # Checked again under the run's lock: the request may have escalated meanwhile.
+        raise EngineError(
+            f"{event.voter} is not in the groups request {event.request} now asks: "
+            + ", ".join(progress["approvers"])
+        )
     vote = {
         "request": event.request,
         "voter": event.voter,
@@ -382,8 +396,8 @@ Verdict = Literal["go", "wait", "rejected"]
 def gate_verdict(b: Builder, step: StepPlan) -> Verdict:
     """May `step`, about to run, act? Its gate must have approved the inputs it will be
     sent now: "go". If they differ, the step asks again and "wait"s for that decision;
-    "rejected" when its gate said no (the gate need not be one of its own needs:
-    gate → x → step)."""
+    "rejected" when its gate said no or never decided (the gate need not be one of its own
+    needs: gate → x → step)."""
     gate_id = b.plan.guarded_by.get(step.id)
     if gate_id is None:
         return "go"
@@ -394,7 +408,10 @@ def gate_verdict(b: Builder, step: StepPlan) -> Verdict:
         return "rejected"
     output = resolved(gate.output)
     if gate.status != UnitStatus.SUCCEEDED or not isinstance(output, dict):
-        return "go"  # never decided: the step runs only through an explicit `if`
+        # Never decided (skipped, failed, cancelled): fail closed. The step may still run
+        # through an explicit `if` of its own, which the caller honours (and the publish
+        # guardrail refuses unless the playbook is autonomous).
+        return "rejected"
     try:
         inputs = resolve_step_inputs(b, step)
     except ExpressionError:

@@ -304,7 +304,11 @@ def _settle(b: Builder) -> None:
     if all(u.status in TERMINAL_UNIT for u in steps):
         b.set_run_status(RunStatus.FAILED if b.failure_seen() else RunStatus.SUCCEEDED)
         return
-    main = b.main_units()
+    # A for_each step's own unit is `running` while its items are: it is no work itself.
+    main = [
+        u for u in b.main_units()
+        if not (u.key.is_step and u.items_total is not None and b.plan.step(u.key.step).is_fan_out)
+    ]  # fmt: skip
     if any(u.status in ACTIVE_UNIT for u in main):
         if b.status in {RunStatus.NEEDS_ATTENTION, RunStatus.WAITING_APPROVAL}:
             b.set_run_status(RunStatus.RUNNING)

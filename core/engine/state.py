@@ -131,6 +131,8 @@ class Unit:
     # What an asynchronous action keeps between its polls (a vendor's request id, say);
     # handed back to it on the next attempt of the same attempt group.
     progress: Any = None
+    # How many approval requests the unit has opened: numbers its requests, never reset.
+    requests_made: int = 0
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from integrations.pagerduty.simulator import LAB_ROUTING_KEY
 from integrations.sentinelone.simulator import LAB_API_TOKEN as S1_TOKEN
 from integrations.servicenow.simulator import LAB_PASSWORD as SNOW_PASSWORD
 from integrations.servicenow.simulator import LAB_USERNAME as SNOW_USER
-from integrations.slack.simulator import LAB_BOT_TOKEN, LAB_SIGNING_SECRET
+from integrations.slack.simulator import LAB_BOT_TOKEN, LAB_SIGNING_SECRET, LAB_TEAM
 from integrations.teams.simulator import lab_webhook_path
 from integrations.virustotal.simulator import LAB_API_KEY as VT_KEY
 
@@ -53,7 +53,10 @@ LAB_CONNECTIONS: dict[str, tuple[str, dict[str, Any]]] = {
 
 def _options(vendor: str, lab_url: str) -> dict[str, Any]:
     # Defender's token comes from Entra ID's host; in the lab, the simulator plays both.
-    return {"login_url": lab_url.rstrip("/") + "/defender"} if vendor == "defender" else {}
+    if vendor == "defender":
+        return {"login_url": lab_url.rstrip("/") + "/defender"}
+    # Slack clicks are trusted only for the workspace the app's signing secret belongs to.
+    return {"team_id": LAB_TEAM} if vendor == "slack" else {}
 
 
 def _credentials(vendor: str, credentials: dict[str, Any], lab_url: str) -> dict[str, Any]:

@@ -329,3 +329,59 @@ def test_an_announcement_whose_worker_died_is_sent_again_then_given_up(
     assert notice.status == "abandoned"
     gave_up = AuditEvent.objects.get(run_id=run.pk, kind="approval.notify_failed")
     assert "gave up after 3 attempts" in gave_up.payload["error"]
+
+
+def test_a_click_is_trusted_only_for_the_workspace_of_the_secret_that_signed_it(
+    channels: Any, inline_dispatch: InlineDispatcher, bob: User
+) -> None:
+    from integrations.models import Connection
+
+    erin = approver("erin", IC)
+    # erin is linked in another workspace, and with no workspace at all.
+    ChatIdentity.objects.create(user=erin, provider="slack", subject="U0ERIN", team="T0OTHER")
+    ChatIdentity.objects.create(user=erin, provider="slack", subject="U0ERIN2", team="")
+    run = start(gated(notify=[{"slack": "#soc"}]), inline_dispatch, user=bob)
+    (message,) = channels["slack"].messages
+    # Signed with the lab app's secret, but claiming another workspace: refused.
+    other = post_click(
+        *signed_request(block_action(message, "approve", user_id="U0ERIN", team="T0OTHER"))
+    )
+    assert other.status_code == 403
+    assert "not the one this app's secret belongs to" in other.json()["text"]
+    for user_id in ("U0ERIN", "U0ERIN2"):  # the lab's workspace: neither identity is of it
+        answer = post_click(*signed_request(block_action(message, "approve", user_id=user_id)))
+        assert "not linked to a Bulwark user" in answer.json()["text"]
+    # A connection that names no workspace trusts no click.
+    Connection.objects.filter(integration="slack").update(options={})
+    ChatIdentity.objects.create(user=erin, provider="slack", subject="U0ERIN3", team="T0LAB")
+    blind = post_click(*signed_request(block_action(message, "approve", user_id="U0ERIN3")))
+    assert blind.status_code == 403
+    assert "names no team_id" in blind.json()["text"]
+    assert ApprovalRequest.objects.get(run=run).status == "pending"
+
+
+def test_a_refusal_through_a_link_is_audited(
+    channels: Any, inline_dispatch: InlineDispatcher, bob: User
+) -> None:
+    outsider = approver("ivan", "network-team")
+    run = start(gated(notify=[{"teams": True}]), inline_dispatch, user=bob)
+    path = LINK.match(channels["teams"].cards[0]["actions"][0]["url"]).group(1)
+    refused = browser(outsider).post(path, {"decision": "approve"})
+    assert refused.status_code == 403
+    event = AuditEvent.objects.get(run_id=run.pk, kind="approval.decision_refused")
+    assert (event.actor, event.payload["channel"]) == ("user:ivan", "teams")
+    assert "only members of" in event.payload["reason"]
+
+
+def test_one_refused_recipient_does_not_silence_the_others(
+    channels: Any, inline_dispatch: InlineDispatcher, bob: User
+) -> None:
+    approver("erin", IC), approver("frank", IC)
+    channels.smtp.reply_next("RCPT", "550 5.1.1 no such mailbox")
+    run = start(gated(notify=[{"email": []}]), inline_dispatch, user=bob)
+    recipients = [a for m in channels.smtp.messages for a in m.recipients]
+    assert recipients == ["frank@example.test"]
+    failed = AuditEvent.objects.get(run_id=run.pk, kind="approval.notify_failed")
+    assert failed.payload["error"].startswith("erin@example.test:")
+    sent = AuditEvent.objects.get(run_id=run.pk, kind="approval.notified")
+    assert sent.payload["targets"] == ["email:frank@example.test"]

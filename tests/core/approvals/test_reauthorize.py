@@ -72,3 +72,62 @@ def test_approvals_that_still_hold_let_the_step_act_at_once(
     inline_dispatch.drain()
     assert [c["host"] for c in CALLS] == ["aid-1"]
     assert ApprovalRequest.objects.filter(run=run).count() == 1
+
+
+def test_approvals_made_on_an_earlier_rung_of_the_ladder_still_count(
+    inline_dispatch: InlineDispatcher, bob: User, time_machine: Any
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from core.reconciler import sweep
+
+    time_machine.move_to(timezone.now())
+    erin, lena = approver("erin", IC), approver("lena", "soc-leads")
+    defn = gated(min_approvals=2, timeout="10m", on_timeout="escalate",
+                 escalate_to=[{"approvers": ["soc-leads"]}])  # fmt: skip
+    run = start(defn, inline_dispatch, user=bob)
+    gate = ApprovalRequest.objects.get(run=run)
+    decide(erin, gate)
+    time_machine.move_to(timezone.now() + timedelta(minutes=11))
+    sweep()
+    assert decide(lena, gate).json()["status"] == "approved"
+    inline_dispatch.drain()
+    assert [c["host"] for c in CALLS] == ["aid-1"]  # erin's approval of rung 0 still holds
+
+
+def test_a_gate_approved_by_its_timeout_is_not_checked_again(
+    inline_dispatch: InlineDispatcher, bob: User, time_machine: Any
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from core.reconciler import sweep
+
+    time_machine.move_to(timezone.now())
+    erin = approver("erin", IC)
+    run = start(
+        gated(min_approvals=2, timeout="10m", on_timeout="approve"), inline_dispatch, user=bob
+    )
+    decide(erin, ApprovalRequest.objects.get(run=run))
+    time_machine.move_to(timezone.now() + timedelta(minutes=11))
+    sweep()
+    inline_dispatch.drain()
+    assert [c["host"] for c in CALLS] == ["aid-1"]  # the playbook said: approve on timeout
+
+
+def test_a_vote_from_a_group_the_request_no_longer_asks_is_refused_by_the_engine(
+    inline_dispatch: InlineDispatcher, bob: User
+) -> None:
+    from core.approvals.decide import unit_key
+    from core.engine.advance import EngineError
+    from core.engine.events import Vote
+    from core.transitions import apply_event
+
+    run = start(gated(), inline_dispatch, user=bob)
+    gate = ApprovalRequest.objects.get(run=run)
+    vote = Vote(unit_key(gate), gate.number, "user:x", True, groups=("soc-leads",))
+    with pytest.raises(EngineError, match="not in the groups request 1 now asks"):
+        apply_event(run.pk, vote, actor="user:x")

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from core.engine.advance import EngineError
-from core.engine.events import Cancel, RetryDue, UnitHeld, Vote
+from core.engine.events import Cancel, RetryDue, RetryStep, UnitHeld, Vote
 from core.engine.gates import inputs_hash
 from core.engine.state import RunStatus, UnitKey, UnitStatus
 from tests.core.engine.harness import Rehearsal, echo, steps
@@ -341,3 +341,61 @@ def test_a_step_that_asked_again_and_is_then_held_by_its_budget_gets_a_new_reque
     sim.apply(UnitHeld(key, {"action": CONTAIN, "approvers": ["approver"], "inputs": {}}))
     held = sim.state.units[key].progress["request"]
     assert (asked, held) == (1, 2)  # odd before a claim, even after one: never the same
+
+
+def test_a_destructive_step_whose_gate_never_decided_does_not_act() -> None:
+    # boom fails, so the gate after it is skipped; `relay` runs anyway (always()), and the
+    # destructive step after relay must not take that as an approval.
+    definition = steps(
+        echo("boom"),
+        gate("boom"),
+        echo("relay", "gate", **{"if": "always()"}),
+        isolate("relay"),
+        on_failure="continue",
+    )
+    sim = Rehearsal.of(definition, inputs={"host": "h"}, destructive=DESTRUCTIVE).start()
+    sim.run(lambda key, attempt: ("permanent", "no") if key.step == "boom" else ("ok", {}))
+    assert sim.status("gate") == UnitStatus.SKIPPED
+    assert sim.status("relay") == UnitStatus.SUCCEEDED
+    assert sim.status("isolate") == UnitStatus.SKIPPED
+    assert UnitKey("isolate") not in sim.claims
+
+
+def test_request_numbers_never_repeat_on_a_unit_whatever_it_goes_through() -> None:
+    definition = steps(
+        echo("lookup"),
+        echo("boom"),
+        gate(),
+        echo("prepare", "gate"),
+        isolate("prepare", "lookup", host="{{ steps.lookup.output.host }}"),
+    )
+    sim = Rehearsal.of(definition, destructive=DESTRUCTIVE).start()
+    vote(sim, "alice")  # before lookup's host is known
+
+    def finish(step: str, result: tuple[str, Any]) -> None:
+        sim.claim(UnitKey(step))
+        sim.finish(UnitKey(step), result)
+
+    finish("lookup", ("ok", {"host": "aid-9"}))
+    finish("prepare", ("ok", {}))
+    key = UnitKey("isolate")
+    assert sim.state.units[key].progress["request"] == 1  # it asked again
+    finish("boom", ("permanent", "no"))  # the run stops: the request is withdrawn
+    assert sim.status("isolate") == UnitStatus.SKIPPED
+    sim.apply(RetryStep("boom"))
+    finish("boom", ("ok", {}))
+    assert sim.status("isolate") == UnitStatus.WAITING_APPROVAL
+    assert sim.state.units[key].progress["request"] == 2  # not 1 again
+
+
+def test_a_held_item_of_a_fan_out_makes_the_run_wait_for_approval() -> None:
+    fan = {"id": "isolate", "action": CONTAIN, "for_each": "{{ inputs.hosts }}",
+           "with": {"device_id": "{{ item }}"}}  # fmt: skip
+    sim = Rehearsal.of(steps(fan), inputs={"hosts": ["a", "b"]}, destructive=DESTRUCTIVE).start()
+    first, second = sim.queued()
+    sim.claim(first)
+    sim.finish(first, ("ok", {}))
+    sim.claim(second)
+    sim.apply(UnitHeld(second, {"action": CONTAIN, "approvers": ["approver"], "inputs": {}}))
+    assert sim.state.units[second].status == UnitStatus.WAITING_APPROVAL
+    assert sim.state.status == RunStatus.WAITING_APPROVAL  # not "running": only people can act
