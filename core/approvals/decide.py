@@ -20,6 +20,7 @@ from core.approval_models import ApprovalDecision, ApprovalRequest
 from core.dispatch import Message
 from core.engine.advance import EngineError
 from core.engine.events import Decision, Vote
+from core.engine.gates import VoteRefused
 from core.engine.plan import RunPlan
 from core.engine.state import UnitKey
 from core.models import Run
@@ -135,6 +136,10 @@ def decide(
                 groups=tuple(sorted(group_names(user))))  # fmt: skip
     try:
         apply_event(request.run_id, vote, actor=actor, before_commit=write_decision)
+    except VoteRefused as exc:  # the request moved on (escalated) since the check above
+        if audit_refusal:
+            audit_refused(request, actor, channel, str(exc))
+        raise DecisionRefused(str(exc)) from None
     except (EngineError, IntegrityError):
         # Decided (or superseded) meanwhile, or this person's other click came first.
         request.refresh_from_db()

@@ -88,7 +88,7 @@ def slack_blocks(request: ApprovalRequest, token: str) -> list[dict[str, Any]]:
 
 
 def _call(action: str, integration: str, entry: Mapping[str, Any], request: ApprovalRequest,
-          occasion: str, inputs: dict[str, Any], *, to: str = "") -> dict[str, Any]:  # fmt: skip
+          notice_id: int, inputs: dict[str, Any], *, to: str = "") -> dict[str, Any]:  # fmt: skip
     spec = get_action(action)
     assert spec is not None, action
     connection = resolve_connection(integration=integration, name=entry.get("connection"))
@@ -99,8 +99,9 @@ def _call(action: str, integration: str, entry: Mapping[str, Any], request: Appr
         step_id=request.step_id,
         item_index=None,
         attempt=1,
-        # One per recipient: each mail is its own message (its own Message-ID).
-        idempotency_key=f"bulwark-approval-{request.pk}-{occasion}-{request.reminders}{to}",
+        # One per notice and recipient: each mail is its own message (its own Message-ID),
+        # and a notice sent again after a lost worker keeps its key.
+        idempotency_key=f"bulwark-approval-{request.pk}-notice-{notice_id}{to}",
         timeout_seconds=30.0,
         connection=connection,
     )
@@ -127,20 +128,20 @@ def _email_recipients(request: ApprovalRequest, listed: list[str]) -> list[tuple
 
 
 def _deliver(
-    entry: Mapping[str, Any], request: ApprovalRequest, occasion: str
+    entry: Mapping[str, Any], request: ApprovalRequest, notice_id: int
 ) -> tuple[list[str], list[str]]:
     """Send one notify entry; returns where it went, and what failed (e-mail goes to each
     recipient on its own, so one bad address does not silence the others)."""
     title, text, facts = summary(request)
     if entry.get("slack") is not None:
         token = issue_link(request, channel=ApprovalDecision.Channel.SLACK)
-        _call("slack.post_message", "slack", entry, request, occasion,
+        _call("slack.post_message", "slack", entry, request, notice_id,
               {"channel": entry["slack"], "text": f"{title}\n{text}",
                "blocks": slack_blocks(request, token)})  # fmt: skip
         return [f"slack:{entry['slack']}"], []
     if entry.get("teams") is not None:
         token = issue_link(request, channel=ApprovalDecision.Channel.TEAMS)
-        _call("teams.post_card", "teams", entry, request, occasion,
+        _call("teams.post_card", "teams", entry, request, notice_id,
               {"title": title, "text": text, "facts": facts, "link_url": link_url(token),
                "link_title": "Review and decide"})  # fmt: skip
         return ["teams"], []
@@ -152,7 +153,7 @@ def _deliver(
                             f"Review and decide (you will be asked to log in):\n{link_url(token)}",
                             "This link is for you alone, serves once and expires."])  # fmt: skip
         try:
-            _call("email.send", "email", entry, request, occasion,
+            _call("email.send", "email", entry, request, notice_id,
                   {"to": [address], "subject": title, "text": body}, to=f"-{address}")  # fmt: skip
         except NoticeFailed as exc:
             failed.append(f"{address}: {exc}")
@@ -182,7 +183,7 @@ def _audit(request: ApprovalRequest, occasion: str, channel: str, targets: list[
         )
 
 
-def _announce(request: ApprovalRequest, occasion: str) -> int:
+def _announce(request: ApprovalRequest, occasion: str, notice_id: int) -> int:
     """Announce an open request through every channel its gate names; returns how many
     deliveries succeeded."""
     gate = plan_for(request.run).by_id.get(request.gate_id) if request.gate_id else None
@@ -192,7 +193,7 @@ def _announce(request: ApprovalRequest, occasion: str) -> int:
     for entry in entries:
         channel = next(k for k in ("slack", "teams", "email") if entry.get(k) is not None)
         try:
-            targets, failures = _deliver(entry, request, occasion)
+            targets, failures = _deliver(entry, request, notice_id)
         except Exception as exc:  # one channel failing must not keep the others silent
             # NoticeFailed texts are redacted; others (no connection, say) hold no secret.
             failures = [
@@ -222,7 +223,9 @@ def deliver_notice(notice_id: int) -> int:
     notice = ApprovalNotice.objects.select_related(
         "request", "request__run", "request__run__playbook", "request__run__version"
     ).get(pk=notice_id)
-    delivered = _announce(notice.request, notice.occasion) if notice.request.is_open else 0
+    delivered = (
+        _announce(notice.request, notice.occasion, notice.pk) if notice.request.is_open else 0
+    )
     ApprovalNotice.objects.filter(pk=notice_id).update(
         status=ApprovalNotice.Status.DONE, finished_at=timezone.now()
     )

@@ -47,6 +47,9 @@ def approvals_in_force(
     covering = (
         ApprovalRequest.objects.filter(run_id=run_id, status=ApprovalRequest.Status.APPROVED)
         .filter(Q(guarded__has_key=step_id) | Q(guarded__has_key=unit_label))
+        # A budget's approval lets the action exceed the budget; it is not the approval
+        # of the action, which the gate (or a re-asked request) gave.
+        .exclude(kind=ApprovalRequest.Kind.BUDGET)
         .select_related("run", "run__version")
         .order_by("-decided_at", "-id")
         .first()

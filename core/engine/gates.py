@@ -26,6 +26,11 @@ from core.engine.plan import ApprovalPlan, StepPlan
 from core.engine.state import UnitKey, UnitStatus, resolved
 from playbooks.expressions import ExpressionError, render_value
 
+
+class VoteRefused(EngineError):
+    """The voter may not decide the request as it stands now (it moved on meanwhile)."""
+
+
 GATE = "gate"
 BUDGET = "budget"
 # The approvals a destructive step would act on no longer hold (an approver lost the
@@ -313,7 +318,7 @@ def on_vote(b: Builder, event: Vote) -> None:
         raise EngineError(f"{event.voter} has approved request {event.request} already")
     if event.groups is not None and not set(event.groups) & set(progress["approvers"]):
         # Checked again under the run's lock: the request may have escalated meanwhile.
-        raise EngineError(
+        raise VoteRefused(
             f"{event.voter} is not in the groups request {event.request} now asks: "
             + ", ".join(progress["approvers"])
         )
@@ -390,7 +395,7 @@ def _time_out(b: Builder, key: UnitKey, progress: dict[str, Any]) -> None:
     _decide(b, key, outcome, timed_out=True)
 
 
-Verdict = Literal["go", "wait", "rejected"]
+Verdict = Literal["go", "wait", "rejected", "failed"]
 
 
 def gate_verdict(b: Builder, step: StepPlan) -> Verdict:
@@ -414,8 +419,15 @@ def gate_verdict(b: Builder, step: StepPlan) -> Verdict:
         return "rejected"
     try:
         inputs = resolve_step_inputs(b, step)
-    except ExpressionError:
-        return "go"  # the step's own rendering reports this, as for any step
+    except ExpressionError as exc:
+        if step.is_fan_out:
+            # Its items are rendered one by one as they are queued: some would act before
+            # the bad one failed, on inputs nobody was shown. None acts.
+            fail(
+                b, UnitKey(step.id), {"kind": "expression", "message": str(exc), "retryable": False}
+            )
+            return "failed"
+        return "go"  # its own rendering fails at once, as for any step
     current = inputs_hash(inputs)
     own = b.unit(UnitKey(step.id)).progress
     if (output.get("bound") or {}).get(step.id) == current:

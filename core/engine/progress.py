@@ -112,6 +112,8 @@ def _start_if_ready(b: Builder, step: StepPlan) -> bool:
     verdict = gate_verdict(b, step)
     if verdict == "wait":
         return b.unit(key).status != before  # it moved when it asked again
+    if verdict == "failed":
+        return True
     if verdict == "rejected" and not explicit:
         skip(b, key, "an approval it needs was rejected")
         return True
@@ -206,7 +208,16 @@ def _feed_fan_out(b: Builder, step: StepPlan) -> bool:
         failed = [
             u.key.item for u in items if u.status in {UnitStatus.FAILED, UnitStatus.CANCELLED}
         ]
-        if failed:
+        rejected = [u.key.item for u in items if u.status == UnitStatus.REJECTED]
+        if rejected and not failed:
+            # People said no to some items: the step did not do all it is for, and what
+            # needs it is skipped, as after a rejected gate.
+            b.update(key, status=UnitStatus.REJECTED, next_attempt_at=None,
+                     reason=f"{len(rejected)} of {len(items)} items were not approved",
+                     error={"kind": "items_rejected", "rejected_items": rejected,
+                            "message": f"{len(rejected)} of {len(items)} items were not approved"})  # fmt: skip
+            b.fact("step.rejected", key, rejected_items=rejected)
+        elif failed:
             fail(
                 b,
                 key,
@@ -307,7 +318,7 @@ def _settle(b: Builder) -> None:
     # A for_each step's own unit is `running` while its items are: it is no work itself.
     main = [
         u for u in b.main_units()
-        if not (u.key.is_step and u.items_total is not None and b.plan.step(u.key.step).is_fan_out)
+        if not (u.key.is_step and u.status == UnitStatus.RUNNING and b.plan.step(u.key.step).is_fan_out)
     ]  # fmt: skip
     if any(u.status in ACTIVE_UNIT for u in main):
         if b.status in {RunStatus.NEEDS_ATTENTION, RunStatus.WAITING_APPROVAL}:

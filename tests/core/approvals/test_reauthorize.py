@@ -131,3 +131,42 @@ def test_a_vote_from_a_group_the_request_no_longer_asks_is_refused_by_the_engine
     vote = Vote(unit_key(gate), gate.number, "user:x", True, groups=("soc-leads",))
     with pytest.raises(EngineError, match="not in the groups request 1 now asks"):
         apply_event(run.pk, vote, actor="user:x")
+
+
+def test_a_budget_override_is_not_taken_for_the_approval_of_the_action(
+    inline_dispatch: InlineDispatcher, bob: User
+) -> None:
+    from core.approval_models import ActionBudget
+
+    ActionBudget.objects.create(action="approvaltests.contain", limit=0, approvers=["budget-ok"])
+    erin, carl, frank = approver("erin", IC), approver("carl", "budget-ok"), approver("frank", IC)
+    run = start(gated(), inline_dispatch, user=bob)
+    decide(erin, ApprovalRequest.objects.get(run=run, step_id="approve"))
+    inline_dispatch.drain()
+    held = ApprovalRequest.objects.get(run=run, step_id="isolate")
+    assert held.kind == "budget"
+    User.objects.get(pk=erin.pk).groups.remove(Group.objects.get(name=IC))  # while it waits
+    assert decide(carl, held).json()["status"] == "approved"
+    inline_dispatch.drain()
+    assert CALLS == []  # the budget's approver allowed the excess, not the action itself
+    again = ApprovalRequest.objects.get(run=run, kind="reauthorize")
+    assert decide(frank, again).json()["status"] == "approved"
+    inline_dispatch.drain()
+    assert [c["host"] for c in CALLS] == ["aid-1"]
+
+
+def test_a_vote_the_engine_refuses_under_the_run_lock_is_a_refusal_and_audited(
+    inline_dispatch: InlineDispatcher, bob: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.approvals.decide as decide_module
+
+    outsider = approver("ivan", "network-team")
+    run = start(gated(), inline_dispatch, user=bob)
+    gate = ApprovalRequest.objects.get(run=run)
+    # As if the request escalated between the shell's check and the vote's transition.
+    monkeypatch.setattr(decide_module, "refusal", lambda request, user: None)
+    response = decide(outsider, gate)
+    assert response.status_code == 403
+    assert "not in the groups request 1 now asks" in response.json()["error"]
+    event = AuditEvent.objects.get(run_id=run.pk, kind="approval.decision_refused")
+    assert event.actor == "user:ivan"

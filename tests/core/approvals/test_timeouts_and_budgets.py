@@ -197,3 +197,29 @@ def test_a_retry_does_not_use_the_budget_again(
     assert take_budget(action="approvaltests.contain", unit_id=unit.pk,
                        attempt_group=unit.attempt_group, inputs={}) is None  # fmt: skip
     assert BudgetUse.objects.count() == 1
+
+
+def test_every_announcement_is_a_message_of_its_own(
+    inline_dispatch: InlineDispatcher, time_machine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.approvals.notify as notify
+
+    keys: list[str] = []
+    monkeypatch.setattr(
+        notify, "invoke", lambda spec, ctx, inputs: keys.append(ctx.idempotency_key) or {}
+    )
+    monkeypatch.setattr(
+        notify, "resolve_connection", lambda **kw: type("C", (), {"credentials": {}})()
+    )
+    time_machine.move_to(timezone.now())
+    approver("erin", IC)
+    ladder = [{"approvers": [IC]}, {"approvers": [IC]}]
+    defn = gated(timeout="10m", on_timeout="escalate", escalate_to=ladder,
+                 notify=[{"email": ["ops@example.test"]}])  # fmt: skip
+    start(defn, inline_dispatch)
+    for _ in range(2):
+        later(time_machine, minutes=11)
+        sweep()
+        inline_dispatch.drain()
+    assert len(keys) == 3  # asked, escalated, escalated again
+    assert len(set(keys)) == 3  # so each mail has its own Message-ID

@@ -399,3 +399,36 @@ def test_a_held_item_of_a_fan_out_makes_the_run_wait_for_approval() -> None:
     sim.apply(UnitHeld(second, {"action": CONTAIN, "approvers": ["approver"], "inputs": {}}))
     assert sim.state.units[second].status == UnitStatus.WAITING_APPROVAL
     assert sim.state.status == RunStatus.WAITING_APPROVAL  # not "running": only people can act
+
+
+def fanned(hosts: list[Any], **extra: Any) -> Rehearsal:
+    fan = {"id": "d", "needs": ["gate"], "action": CONTAIN, "for_each": "{{ inputs.hosts }}",
+           "with": {"device_id": "{{ item.id }}"}}  # fmt: skip
+    definition = steps(gate(), fan, echo("after", "d"))
+    sim = Rehearsal.of(definition, inputs={"hosts": hosts}, destructive=DESTRUCTIVE, **extra)
+    return sim.start()
+
+
+def test_a_fan_out_with_an_item_that_cannot_be_rendered_acts_on_none() -> None:
+    sim = fanned([{"id": "a"}, {"nope": 1}])
+    assert "unresolved" in sim.state.units[GATE].progress["guarded"]["d"]
+    vote(sim, "alice")
+    assert sim.queued() == []  # not d[0] either: its inputs were never shown as approved
+    assert sim.status("d") == UnitStatus.FAILED
+
+
+def test_a_rejected_item_hold_keeps_its_fan_out_from_succeeding() -> None:
+    sim = fanned([{"id": "a"}, {"id": "b"}])
+    vote(sim, "alice")
+    first, second = UnitKey("d", 0), UnitKey("d", 1)
+    sim.claim(first)
+    sim.finish(first, ("ok", {}))
+    sim.claim(second)
+    sim.apply(
+        UnitHeld(second, {"kind": "reauthorize", "approvers": ["ic"], "inputs": {"device_id": "b"}})
+    )
+    sim.apply(Vote(second, sim.state.units[second].progress["request"], "user:bob", False))
+    assert sim.status("d") == UnitStatus.REJECTED
+    assert sim.state.units[UnitKey("d")].error["rejected_items"] == [1]
+    assert sim.status("after") == UnitStatus.SKIPPED
+    assert sim.state.status == RunStatus.SUCCEEDED
