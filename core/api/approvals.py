@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from accounts import roles
 from core.approval_models import ApprovalDecision, ApprovalRequest
-from core.approvals.decide import DecisionRefused, decide, decide_many, group_names, refusal
+from core.approvals.decide import DecisionRefused, decide, decide_many, group_names, why_not
 
 
 class DecisionSerializer(serializers.ModelSerializer[ApprovalDecision]):
@@ -57,12 +57,7 @@ class ApprovalSerializer(serializers.ModelSerializer[ApprovalRequest]):
         return sum(1 for d in request.decisions.all() if d.approve)
 
     def _why_not(self, request: ApprovalRequest) -> str | None:
-        if not request.is_open:
-            return f"the request is {request.status}"
-        user = self.context["request"].user
-        if any(d.user_id == user.pk for d in request.decisions.all()):
-            return "you have decided already"
-        return refusal(request, user)
+        return why_not(request, self.context["request"].user, request.decisions.all())
 
     def get_can_decide(self, request: ApprovalRequest) -> bool:
         return self._why_not(request) is None

@@ -8,6 +8,7 @@ already decided, changes nothing and only reports the outcome.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
@@ -21,10 +22,10 @@ from core.dispatch import Message
 from core.engine.advance import EngineError
 from core.engine.events import Decision, Vote
 from core.engine.gates import VoteRefused
-from core.engine.plan import RunPlan
+from core.engine.plan import ApprovalPlan, RunPlan
 from core.engine.state import UnitKey
 from core.models import Run
-from core.transitions import apply_event
+from core.transitions import apply_event, plan_for
 
 
 class DecisionRefused(Exception):
@@ -44,10 +45,15 @@ class DecisionResult:
 
 
 def unit_key(request: ApprovalRequest) -> UnitKey:
-    """The unit a request belongs to, from its label ("isolate", "patch[3]", "x:compensate")."""
-    label, _, phase = request.unit_label.partition(":")
-    step, _, item = label.partition("[")
-    return UnitKey(step, int(item.rstrip("]")) if item else -1, phase or "main")
+    """The engine's key of the unit a request belongs to."""
+    unit = request.unit
+    return UnitKey(unit.step_id, unit.item_index, unit.phase)
+
+
+def gate_approval(request: ApprovalRequest) -> ApprovalPlan | None:
+    """The approval policy of the gate a request follows (None for budget holds)."""
+    gate = plan_for(request.run).by_id.get(request.gate_id) if request.gate_id else None
+    return gate.approval if gate is not None else None
 
 
 def group_names(user: User) -> set[str]:
@@ -81,6 +87,21 @@ def refusal(request: ApprovalRequest, user: AbstractBaseUser | AnonymousUser) ->
     return None
 
 
+def why_not(
+    request: ApprovalRequest,
+    user: AbstractBaseUser | AnonymousUser,
+    decisions: Iterable[ApprovalDecision],
+) -> str | None:
+    """Why `user` cannot decide `request` now (None when they can): it is decided, they
+    decided it already (among `decisions`, the request's, as the caller has them), or
+    `refusal` says why not. Pages and the API show this before anyone clicks."""
+    if not request.is_open:
+        return f"the request is {request.status}"
+    if any(d.user_id == user.pk for d in decisions):
+        return "you have decided it already"
+    return refusal(request, user)
+
+
 def audit_refused(request: ApprovalRequest, actor: str, channel: str, why: str) -> None:
     with transaction.atomic():
         record_event(
@@ -110,7 +131,9 @@ def decide(
 ) -> DecisionResult:
     """Record `user`'s decision; raises DecisionRefused when they may not decide (audited,
     unless the caller's own transaction would roll that back and audits it after)."""
-    request = ApprovalRequest.objects.select_related("run", "run__version").get(pk=request_id)
+    request = ApprovalRequest.objects.select_related("run", "run__version", "unit").get(
+        pk=request_id
+    )
     actor = actor_for(user)
     if not request.is_open:
         return DecisionResult(request, recorded=False)

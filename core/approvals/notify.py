@@ -23,9 +23,9 @@ from django.utils import timezone
 
 from audit.events import record_event
 from core.approval_models import ApprovalDecision, ApprovalNotice, ApprovalRequest
+from core.approvals.decide import gate_approval
 from core.approvals.links import issue_link, link_url
 from core.dispatch import get_dispatcher
-from core.transitions import plan_for
 from integrations.connections import resolve_connection
 from integrations.context import ActionContext
 from integrations.http_client import credential_secrets, redact
@@ -186,8 +186,7 @@ def _audit(request: ApprovalRequest, occasion: str, channel: str, targets: list[
 def _announce(request: ApprovalRequest, occasion: str, notice_id: int) -> int:
     """Announce an open request through every channel its gate names; returns how many
     deliveries succeeded."""
-    gate = plan_for(request.run).by_id.get(request.gate_id) if request.gate_id else None
-    approval = gate.approval if gate is not None else None
+    approval = gate_approval(request)
     entries = approval.notify if approval is not None else ()
     delivered = 0
     for entry in entries:

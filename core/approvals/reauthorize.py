@@ -14,29 +14,20 @@ from django.db.models import Q
 from accounts import roles
 from accounts.permissions import has_role
 from core.approval_models import ApprovalRequest
-from core.approvals.decide import group_names
-from core.transitions import plan_for
+from core.approvals.decide import gate_approval, group_names
+from core.engine.plan import ApprovalPlan
 
 
 def _still_may_approve(user: User, groups: set[str]) -> bool:
     return user.is_active and has_role(user, roles.APPROVER) and bool(group_names(user) & groups)
 
 
-def _asked_groups(request: ApprovalRequest) -> set[str]:
+def _asked_groups(request: ApprovalRequest, approval: ApprovalPlan | None) -> set[str]:
     """Every group the request's policy ever asks (a decision made on an earlier rung of
     an escalation ladder is as good as one made on the last)."""
-    gate = plan_for(request.run).by_id.get(request.gate_id) if request.gate_id else None
-    if gate is None or gate.approval is None:
+    if approval is None:
         return set(request.approvers)
-    return {group for rung in gate.approval.rungs for group in rung.approvers}
-
-
-def _policy(request: ApprovalRequest) -> dict[str, Any]:
-    """What a new request follows: its gate's first-rung timeout, and its gate (so the
-    gate's channels announce it)."""
-    gate = plan_for(request.run).by_id.get(request.gate_id) if request.gate_id else None
-    timeout = gate.approval.rungs[0].timeout if gate is not None and gate.approval else None
-    return {"gate": request.gate_id or None, "timeout": timeout}
+    return {group for rung in approval.rungs for group in rung.approvers}
 
 
 def approvals_in_force(
@@ -57,7 +48,8 @@ def approvals_in_force(
     if covering is None or covering.timed_out:
         return None  # nothing to check, or approved by its timeout as the playbook says
     approving = [d for d in covering.decisions.select_related("user") if d.approve]
-    groups = _asked_groups(covering)
+    approval = gate_approval(covering)
+    groups = _asked_groups(covering, approval)
     lapsed = [d.user.get_username() for d in approving if not _still_may_approve(d.user, groups)]
     if not lapsed or len(approving) - len(lapsed) >= covering.min_approvals:
         return None
@@ -70,5 +62,7 @@ def approvals_in_force(
         "no_longer_valid": lapsed,
         "message": f"the approval of request {covering.pk} no longer holds: "
         f"{', '.join(lapsed)} may no longer approve it; approve again to let {unit_label} act",
-        **_policy(covering),
+        # The new request follows its gate: the first rung's timeout, the gate's channels.
+        "gate": covering.gate_id or None,
+        "timeout": approval.rungs[0].timeout if approval is not None else None,
     }

@@ -29,7 +29,7 @@ def _open_request(run_id: int, unit_id: int, key: UnitKey, progress: Mapping[str
         "run_id": run_id,
         "step_id": key.step,
         "unit_label": str(key),
-        "gate_id": progress.get("gate") or progress.get("gate_policy") or "",
+        "gate_id": progress.get("gate") or "",
         "kind": progress["kind"],
         "status": ApprovalRequest.Status.PENDING,
         "approvers": progress["approvers"],

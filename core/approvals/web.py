@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.permissions import role_names
 from core.approval_models import ApprovalDecision, ApprovalRequest
-from core.approvals.decide import DecisionRefused, DecisionResult, decide, refusal
+from core.approvals.decide import DecisionRefused, DecisionResult, decide, why_not
 from core.approvals.links import LinkRefused, open_link, use_link
 from core.approvals.notify import summary
 
@@ -42,21 +42,15 @@ def any_role(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
 
 def _context(request: HttpRequest, approval: ApprovalRequest, **extra: Any) -> dict[str, Any]:
     decisions = list(approval.decisions.select_related("user").order_by("decided_at", "id"))
-    why_not = None
-    if not approval.is_open:
-        why_not = f"the request is {approval.status}"
-    elif any(d.user_id == request.user.pk for d in decisions):
-        why_not = "you have decided it already"
-    else:
-        why_not = refusal(approval, request.user)
+    reason = why_not(approval, request.user, decisions)
     return {
         "approval": approval,
         "title": summary(approval)[0],
         "guarded": json.dumps(approval.guarded, indent=2, sort_keys=True, ensure_ascii=False),
         "decisions": decisions,
         "approvals": sum(1 for d in decisions if d.approve),
-        "can_decide": why_not is None,
-        "why_not": why_not,
+        "can_decide": reason is None,
+        "why_not": reason,
         **extra,
     }
 

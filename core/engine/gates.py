@@ -112,7 +112,6 @@ def _open(b: Builder, key: UnitKey, progress: dict[str, Any], **fact: Any) -> No
         bound_hash=progress["bound_hash"],
         deadline=progress["deadline"],
         **({"gate": progress["gate"]} if "gate" in progress else {}),
-        **({"gate": progress["gate_policy"]} if "gate_policy" in progress else {}),
         **fact,
     )
 
@@ -214,7 +213,7 @@ def hold_unit(b: Builder, event: UnitHeld) -> None:
         "reminders": 0,
     }
     if kind == REAUTHORIZE and hold.get("gate"):
-        progress["gate_policy"] = hold["gate"]  # announced on the gate's channels
+        progress["gate"] = hold["gate"]  # announced on the gate's channels
     b.update(event.key, max_attempts=unit.max_attempts + 1)
     if kind == BUDGET:
         budget = {k: hold[k] for k in ("action", "limit", "window_seconds", "used") if k in hold}
@@ -366,9 +365,13 @@ def on_due(b: Builder, key: UnitKey) -> None:
 
 
 def _policy(b: Builder, progress: dict[str, Any]) -> ApprovalPlan | None:
-    """The approval policy a request follows: its gate's (none for budget holds)."""
+    """The reminders, escalation and timeout outcome a request follows: its gate's. A hold
+    follows none of them (it is announced on its gate's channels, if it has one): on
+    timeout it is rejected, failing closed."""
     gate = progress.get("gate")
-    return b.plan.step(gate).approval if gate is not None else None
+    if gate is None or progress["kind"] in HOLDS:
+        return None
+    return b.plan.step(gate).approval
 
 
 def _time_out(b: Builder, key: UnitKey, progress: dict[str, Any]) -> None:
@@ -409,13 +412,11 @@ def gate_verdict(b: Builder, step: StepPlan) -> Verdict:
     gate = b.unit(UnitKey(gate_id))
     if gate.status == UnitStatus.WAITING_APPROVAL:
         return "wait"
-    if gate.status == UnitStatus.REJECTED:
-        return "rejected"
     output = resolved(gate.output)
     if gate.status != UnitStatus.SUCCEEDED or not isinstance(output, dict):
-        # Never decided (skipped, failed, cancelled): fail closed. The step may still run
-        # through an explicit `if` of its own, which the caller honours (and the publish
-        # guardrail refuses unless the playbook is autonomous).
+        # Rejected, or never decided (skipped, failed, cancelled): fail closed. The step
+        # may still run through an explicit `if` of its own, which the caller honours
+        # (and the publish guardrail refuses unless the playbook is autonomous).
         return "rejected"
     try:
         inputs = resolve_step_inputs(b, step)

@@ -212,10 +212,10 @@ def _feed_fan_out(b: Builder, step: StepPlan) -> bool:
         if rejected and not failed:
             # People said no to some items: the step did not do all it is for, and what
             # needs it is skipped, as after a rejected gate.
-            b.update(key, status=UnitStatus.REJECTED, next_attempt_at=None,
-                     reason=f"{len(rejected)} of {len(items)} items were not approved",
-                     error={"kind": "items_rejected", "rejected_items": rejected,
-                            "message": f"{len(rejected)} of {len(items)} items were not approved"})  # fmt: skip
+            what = f"{len(rejected)} of {len(items)} items were not approved"
+            error = {"kind": "items_rejected", "rejected_items": rejected, "message": what}
+            b.update(key, status=UnitStatus.REJECTED, next_attempt_at=None, reason=what,
+                     error=error)  # fmt: skip
             b.fact("step.rejected", key, rejected_items=rejected)
         elif failed:
             fail(

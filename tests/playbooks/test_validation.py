@@ -470,3 +470,35 @@ def test_guardrail_ignores_actions_that_are_not_destructive(side_effect: str) ->
         "awx.launch_job": ActionInfo("awx.launch_job", side_effect, {}),
     }
     assert guardrail_problems(_with(isolate={"needs": ["enrich"]}), catalogue) == []
+
+
+@pytest.mark.parametrize(
+    ("approval", "path", "message"),
+    [
+        ({"on_timeout": "escalate", "timeout": "1m"}, "steps.g.approval",
+         "on_timeout: escalate needs escalate_to, the groups asked next"),
+        ({"on_timeout": "escalate", "escalate_to": [{"approvers": ["lead"]}]}, "steps.g.approval",
+         "on_timeout: escalate needs a timeout"),
+        ({"escalate_to": [{"approvers": ["lead"]}]}, "steps.g.approval",
+         "escalate_to applies only with on_timeout: escalate"),
+        ({"on_timeout": "approve"}, "steps.g.approval", "on_timeout: approve needs a timeout"),
+        ({"notify": [{"slack": "#soc", "email": []}]}, "steps.g.approval.notify[0]",
+         "a notify entry needs exactly one of slack, teams, email (found slack, email)"),
+        ({"notify": [{}]}, "steps.g.approval.notify[0]",
+         "a notify entry needs exactly one of slack, teams, email"),
+        ({"remind_every": "0s"}, "steps.g.approval.remind_every",
+         "invalid duration '0s': must be longer than zero"),
+        ({"min_approvals": 0}, "steps.g.approval.min_approvals", None),
+    ],
+)  # fmt: skip
+def test_approval_settings_that_do_not_fit_are_refused_with_their_path(
+    approval: dict[str, Any], path: str, message: str | None
+) -> None:
+    definition = {
+        "name": "x",
+        "steps": [{"id": "g", "approval": {"approvers": ["ic"], **approval}}],
+    }
+    problems = validate_definition(definition, catalogue=CATALOGUE)
+    assert [p.path for p in problems] == [path]
+    if message is not None:
+        assert problems[0].message == message
