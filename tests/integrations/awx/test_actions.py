@@ -34,6 +34,7 @@ def patch(ctx: ActionContext, **extra: Any) -> Any:
 def test_launch_checks_the_template_posts_the_fields_and_waits_for_the_job(
     lab: Any, awx: Any
 ) -> None:
+    awx.stage_seconds = 0.2  # the checks after the launch cannot find the job done already
     output, polls = poll_until_done(patch, ctx_for(lab))
     assert (output["status"], output["failed"], output["limit"]) == ("successful", False, "web01")
     assert polls >= 2  # once right after the launch, then while the job ran

@@ -50,6 +50,9 @@ def isolate(ctx: ActionContext, **extra: Any) -> Any:
 def test_isolate_gets_an_entra_token_posts_case_sensitive_keys_and_waits(
     lab: Any, defender: Any
 ) -> None:
+    # Long enough that the check right after the request cannot find it done already,
+    # even on a loaded machine (the fixture's 0.05 s once could).
+    defender.step_seconds = 0.4
     output, polls = poll_until_done(isolate, ctx_for(lab))
     assert (output["type"], output["status"], output["machineId"]) == (
         "Isolate",

@@ -34,6 +34,7 @@ def disconnect(ctx: ActionContext) -> Any:
 def test_disconnect_sends_an_id_filter_with_apitoken_and_waits_for_network_status(
     lab: Any, s1: Any
 ) -> None:
+    s1.transition_seconds = 0.5  # the check right after the request cannot find it done already
     output, polls = poll_until_done(disconnect, ctx_for(lab))
     assert (output["networkStatus"], output["computerName"], output["requested"]) == (
         "disconnected",
