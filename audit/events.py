@@ -59,11 +59,24 @@ def record_events(events: Sequence[NewEvent]) -> list[AuditEvent]:
     heads = _chain(rows, _lock_heads(streams), now)
     _insert(rows)
     with hot_cursor() as cursor:
-        for stream, (seq, digest) in heads.items():
-            update = f"UPDATE {HEADS} SET seq = %s, hash = %s WHERE stream = %s"  # noqa: S608
-            cursor.execute(update, [seq, digest, stream])
+        if on_postgresql():
+            for stream, (seq, digest) in heads.items():
+                update = (
+                    f"UPDATE {HEADS} SET seq = %s, hash = %s, changed = {_XID} WHERE stream = %s"  # noqa: S608
+                )
+                cursor.execute(update, [seq, digest, stream])
+        else:
+            # SQLite has one writer at a time, so event ids are in commit order.
+            last_id = {row.stream: row.pk for row in rows}
+            for stream, (seq, digest) in heads.items():
+                update = f"UPDATE {HEADS} SET seq = %s, hash = %s, changed = %s WHERE stream = %s"  # noqa: S608
+                cursor.execute(update, [seq, digest, last_id[stream], stream])
     _remember(heads)
     return rows
+
+
+# The writing transaction's id, which a digest's watermark is compared with.
+_XID = "pg_current_xact_id()::text::bigint"
 
 
 def _chain(
@@ -164,7 +177,7 @@ def _lock_heads(streams: list[str]) -> dict[str, tuple[int, str]]:
         with hot_cursor() as cursor:
             for stream in missing:
                 cursor.execute(
-                    f"INSERT INTO {HEADS} (stream, seq, hash) VALUES (%s, 0, %s) ON CONFLICT (stream) DO NOTHING",  # noqa: S608
+                    f"INSERT INTO {HEADS} (stream, seq, hash, changed) VALUES (%s, 0, %s, 0) ON CONFLICT (stream) DO NOTHING",  # noqa: S608
                     [stream, ZERO_HASH],
                 )
         heads.update(_select_for_update(missing))
@@ -229,7 +242,7 @@ _RETURNING = " ORDER BY v.ord RETURNING id, stream, seq"
 # Moves the head only if it is still where this process left it, and inserts the rows
 # only if it moved.
 _CAS = (
-    f"WITH head AS (UPDATE {HEADS} SET seq = %s, hash = %s "  # noqa: S608 - fixed names
+    f"WITH head AS (UPDATE {HEADS} SET seq = %s, hash = %s, changed = {_XID} "  # noqa: S608 - fixed names
     "WHERE stream = %s AND seq = %s AND hash = %s RETURNING stream) "
 )
 

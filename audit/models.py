@@ -6,7 +6,7 @@ from typing import Any, NoReturn
 
 from django.db import models
 
-from audit.hashing import chain_hash, format_timestamp
+from audit.hashing import canonical_json, chain_hash, format_timestamp
 
 
 class AuditImmutableError(Exception):
@@ -17,8 +17,8 @@ def _refuse(what: str) -> NoReturn:
     raise AuditImmutableError(f"audit events are append-only: {what} is refused")
 
 
-class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
-    """Read vocabulary for audit events; bulk update and delete are refused."""
+class AppendOnlyQuerySet[M: models.Model](models.QuerySet[M]):
+    """Bulk update and delete are refused."""
 
     def update(self, **kwargs: Any) -> NoReturn:
         _refuse("update")
@@ -26,11 +26,32 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
     def delete(self) -> NoReturn:
         _refuse("delete")
 
+
+class AppendOnly(models.Model):
+    """A row that is written once and never changed or deleted."""
+
+    class Meta:
+        abstract = True
+        base_manager_name = "objects"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding or kwargs.get("force_update") or kwargs.get("update_fields"):
+            _refuse("save() of an existing record")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse("delete()")
+
+
+class AuditEventQuerySet(AppendOnlyQuerySet["AuditEvent"]):
+    """Read vocabulary for audit events."""
+
     def for_run(self, run_id: int) -> AuditEventQuerySet:
         return self.filter(run_id=run_id)
 
 
-class AuditEvent(models.Model):
+class AuditEvent(AppendOnly):
     """One thing that happened, linked to the previous event of its stream by hash."""
 
     stream = models.CharField(max_length=200)
@@ -49,8 +70,7 @@ class AuditEvent(models.Model):
 
     objects = AuditEventQuerySet.as_manager()
 
-    class Meta:
-        base_manager_name = "objects"
+    class Meta(AppendOnly.Meta):
         constraints = [
             models.UniqueConstraint(fields=["stream", "seq"], name="audit_event_stream_seq_unique")
         ]
@@ -58,15 +78,6 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stream}#{self.seq} {self.kind}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding or kwargs.get("force_update") or kwargs.get("update_fields"):
-            _refuse("save() of an existing event")
-        kwargs["force_insert"] = True
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _refuse("delete()")
 
     def hashed_document(self) -> dict[str, Any]:
         """The fields the chain hash covers, as JSON values."""
@@ -94,6 +105,66 @@ class AuditStreamHead(models.Model):
     stream = models.CharField(max_length=200, primary_key=True)
     seq = models.PositiveBigIntegerField(default=0)
     hash = models.CharField(max_length=64)
+    # When the head last moved, in the terms a digest's watermark is in (audit.digests):
+    # the writing transaction's id on PostgreSQL, the last event's id on SQLite. Not
+    # indexed, so that moving a head stays a HOT update.
+    changed = models.PositiveBigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"{self.stream}@{self.seq}"
+
+
+class AuditDigest(AppendOnly):
+    """A signed statement of every stream head that moved since the previous digest.
+
+    The signed document (audit.digests.digest_document) is rebuilt from these columns and
+    the digest's heads; `hash` is its SHA-256 and the next digest's `previous_hash`.
+    """
+
+    seq = models.PositiveBigIntegerField(unique=True)
+    created_at = models.DateTimeField()
+    watermark = models.BigIntegerField()
+    head_count = models.PositiveIntegerField()
+    heads_root = models.CharField(max_length=64)
+    previous_hash = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=16)
+    hash = models.CharField(max_length=64)
+    signature = models.CharField(max_length=100)
+
+    objects = AppendOnlyQuerySet["AuditDigest"].as_manager()
+
+    def __str__(self) -> str:
+        return f"digest #{self.seq}"
+
+
+class AuditDigestHead(AppendOnly):
+    """One stream head a digest lists: a leaf of the digest's Merkle tree, in stream order."""
+
+    digest_seq = models.PositiveBigIntegerField()
+    position = models.PositiveIntegerField()
+    stream = models.CharField(max_length=200)
+    seq = models.PositiveBigIntegerField()
+    hash = models.CharField(max_length=64)
+
+    objects = AppendOnlyQuerySet["AuditDigestHead"].as_manager()
+
+    class Meta(AppendOnly.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["digest_seq", "position"], name="audit_digest_head_position_unique"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["stream", "digest_seq"], name="audit_digest_head_stream_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"digest #{self.digest_seq}: {self.stream}@{self.seq}"
+
+    def leaf(self) -> bytes:
+        """The bytes this head is as a Merkle leaf (before leaf hashing)."""
+        return head_leaf(self.stream, self.seq, self.hash)
+
+
+def head_leaf(stream: str, seq: int, digest: str) -> bytes:
+    return canonical_json({"stream": stream, "seq": seq, "hash": digest}).encode()

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import groupby
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from django.db.models import Exists, OuterRef
 
+from audit.digest_verify import (
+    DIGESTS,
+    Listed,
+    listings,
+    staleness,
+    stream_listed_but_gone,
+    verify_digest_chain,
+)
 from audit.hashing import ZERO_HASH
 from audit.models import AuditEvent, AuditStreamHead
 
@@ -17,12 +26,14 @@ EVENTS_PER_CHUNK = 2000
 
 
 class ChainProblem(TypedDict):
-    """Where a chain first fails to verify; `id` is None when the event is missing."""
+    """Where a chain first fails to verify; `id` is None when the event is missing.
+    `digest` is the digest whose record of the stream it contradicts, if it is one."""
 
     stream: str
     seq: int
     id: int | None
     reason: str
+    digest: NotRequired[int]
 
 
 @dataclass(frozen=True)
@@ -35,17 +46,31 @@ class VerifyResult:
     first_problem: ChainProblem | None
 
 
-def verify_chains(streams: Iterable[str] | None = None) -> VerifyResult:
+@dataclass(frozen=True)
+class Digested:
+    """What the digests say, for checking the streams against: `newest` is the newest
+    digest's number and `watermark` its watermark (audit.digests)."""
+
+    newest: int
+    watermark: int
+
+
+def verify_chains(
+    streams: Iterable[str] | None = None, *, digested: Digested | None = None
+) -> VerifyResult:
     """Recompute every event's hash and link, stream by stream, in sequence order.
 
     Stops at the first problem: a hash that does not match the event's contents, a
     prev_hash that does not match the previous event, a gap in the sequence, a stream
     head that disagrees with the last event (a deleted tail), or events with no head.
+    With `digested`, each stream is also checked against every head the digests list
+    for it, and a head that moved before the newest digest must be listed as it is.
     """
     wanted = None if streams is None else sorted(set(streams))
     events_checked = streams_checked = 0
     for heads in _head_batches(wanted):
         unseen = dict(heads)
+        listed = listings(heads) if digested is not None else {}
         events = (
             AuditEvent.objects.filter(stream__in=list(heads))
             .order_by("stream", "seq")
@@ -53,13 +78,15 @@ def verify_chains(streams: Iterable[str] | None = None) -> VerifyResult:
         )
         for stream, chain in groupby(events, key=lambda event: event.stream):
             streams_checked += 1
-            checked, problem = _verify_stream(stream, chain, unseen.pop(stream))
+            checks = _Checks(unseen.pop(stream), listed.get(stream, []), digested)
+            checked, problem = _verify_stream(stream, chain, checks)
             events_checked += checked
             if problem is not None:
                 return VerifyResult(False, events_checked, streams_checked, problem)
         for stream, head in sorted(unseen.items()):
             streams_checked += 1
-            _, problem = _verify_stream(stream, iter(()), head)
+            checks = _Checks(head, listed.get(stream, []), digested)
+            _, problem = _verify_stream(stream, iter(()), checks)
             if problem is not None:
                 return VerifyResult(False, events_checked, streams_checked, problem)
     orphan = _first_event_without_head(wanted)
@@ -74,11 +101,21 @@ def verify_chains(streams: Iterable[str] | None = None) -> VerifyResult:
     return VerifyResult(True, events_checked, streams_checked, None)
 
 
+@dataclass(frozen=True)
+class _Checks:
+    """What one stream's events are checked against besides each other."""
+
+    head: AuditStreamHead
+    listed: list[Listed]  # as the digests list it, oldest digest first
+    digested: Digested | None
+
+
 def _verify_stream(
-    stream: str, chain: Iterator[AuditEvent], head: AuditStreamHead
+    stream: str, chain: Iterator[AuditEvent], checks: _Checks
 ) -> tuple[int, ChainProblem | None]:
-    """Check one stream's events (in seq order) against each other and its head."""
-    expected_seq, prev_hash, checked = 1, ZERO_HASH, 0
+    """Check one stream's events (in seq order) against each other, its head and digests."""
+    listed = sorted(checks.listed, key=lambda entry: entry.seq)
+    expected_seq, prev_hash, checked, at = 1, ZERO_HASH, 0, 0
     for event in chain:
         checked += 1
         reason = None
@@ -90,15 +127,82 @@ def _verify_stream(
             reason = "prev_hash does not match the previous event's hash (the chain is broken)"
         if reason is not None:
             return checked, ChainProblem(stream=stream, seq=event.seq, id=event.pk, reason=reason)
+        while at < len(listed) and listed[at].seq <= event.seq:
+            entry = listed[at]
+            if entry.seq == event.seq and entry.hash != event.hash:
+                reason = (f"the event is not the one digest #{entry.digest} signed for seq "
+                          f"{entry.seq}: the stream was rewritten at or before this event")  # fmt: skip
+                return checked, ChainProblem(stream=stream, seq=event.seq, id=event.pk,
+                                             reason=reason, digest=entry.digest)  # fmt: skip
+            at += 1
         expected_seq, prev_hash = expected_seq + 1, event.hash
     last_seq = expected_seq - 1
+    head = checks.head
     if head.seq != last_seq or head.hash != prev_hash:
         reason = (
             f"the stream head is at seq {head.seq} but the last event is seq {last_seq} "
             "(events at the end of the stream were deleted or the head was altered)"
         )
         return checked, ChainProblem(stream=stream, seq=last_seq + 1, id=None, reason=reason)
+    if at < len(listed):
+        entry = listed[-1]
+        reason = (f"digest #{entry.digest} lists the stream at seq {entry.seq}, but it ends at "
+                  f"seq {last_seq}: events at its end were deleted")  # fmt: skip
+        return checked, ChainProblem(stream=stream, seq=last_seq + 1, id=None, reason=reason,
+                                     digest=entry.digest)  # fmt: skip
+    digested = checks.digested
+    if (digested is not None and head.seq > 0 and head.changed < digested.watermark
+            and (not listed or listed[-1].seq != head.seq)):  # fmt: skip
+        reason = (f"the stream's head, seq {head.seq}, was written before digest "
+                  f"#{digested.newest} but no digest lists it: events were added or the head "
+                  "changed outside Bulwark")  # fmt: skip
+        return checked, ChainProblem(stream=stream, seq=head.seq, id=None, reason=reason,
+                                     digest=digested.newest)  # fmt: skip
     return checked, None
+
+
+@dataclass(frozen=True)
+class TrailResult:
+    """The outcome of verify_trail: the chains, and the digests over them."""
+
+    ok: bool
+    events_checked: int
+    streams_checked: int
+    digests_checked: int
+    first_problem: ChainProblem | None
+
+
+def verify_trail(
+    streams: Iterable[str] | None = None, *, now: datetime | None = None
+) -> TrailResult:
+    """Verify the digests' chain and signatures, then every stream against its own chain
+    and the digests; with no `streams`, also that no listed stream is gone and that the
+    newest digest is recent. Stops at the first problem. Digest problems are reported
+    under the stream name DIGESTS, with the digest's number as `seq`."""
+    chain = verify_digest_chain()
+    if chain.problem is not None:
+        fault = chain.problem
+        problem = ChainProblem(stream=DIGESTS, seq=fault.seq, id=fault.id, reason=fault.reason)
+        return TrailResult(False, 0, 0, chain.checked, problem)
+    newest = chain.newest
+    digested = Digested(newest.seq, newest.watermark) if newest is not None else None
+    result = verify_chains(streams, digested=digested)
+    counts = (result.events_checked, result.streams_checked, chain.checked)
+    if result.first_problem is not None:
+        return TrailResult(False, *counts, result.first_problem)
+    gone = stream_listed_but_gone(None if streams is None else sorted(set(streams)))
+    if gone is not None:
+        reason = (f"digest #{gone.digest_seq} lists this stream at seq {gone.seq}, but its "
+                  "events and head are gone (the stream was deleted)")  # fmt: skip
+        problem = ChainProblem(stream=gone.stream, seq=gone.seq, id=None, reason=reason,
+                               digest=gone.digest_seq)  # fmt: skip
+        return TrailResult(False, *counts, problem)
+    stale = staleness(newest, now) if streams is None else None
+    if stale is not None:
+        next_seq = newest.seq + 1 if newest is not None else 1
+        return TrailResult(False, *counts, ChainProblem(stream=DIGESTS, seq=next_seq, id=None,
+                                                        reason=stale))  # fmt: skip
+    return TrailResult(True, *counts, None)
 
 
 def _head_batches(streams: list[str] | None) -> Iterator[dict[str, AuditStreamHead]]:

@@ -235,6 +235,17 @@ BULWARK_SCHEDULER_TICK_SECONDS = _env_float("BULWARK_SCHEDULER_TICK_SECONDS", 1.
 BULWARK_BASE_URL = os.environ.get("BULWARK_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # How long a decision link stays valid (never past its request's deadline).
 BULWARK_APPROVAL_LINK_SECONDS = _env_int("BULWARK_APPROVAL_LINK_SECONDS", 24 * 3600)
+# Audit digests (audit.digests): signed with this Ed25519 seed (32 bytes, base64); the
+# public keys of earlier signing keys keep the digests they signed verifiable.
+BULWARK_AUDIT_SIGNING_KEY = os.environ.get("BULWARK_AUDIT_SIGNING_KEY") or _secret_from_file(
+    "audit-signing.key"
+)
+BULWARK_AUDIT_PREVIOUS_PUBLIC_KEYS = [
+    k.strip()
+    for k in os.environ.get("BULWARK_AUDIT_PREVIOUS_PUBLIC_KEYS", "").split(",")
+    if k.strip()
+]
+BULWARK_AUDIT_DIGEST_SECONDS = _env_int("BULWARK_AUDIT_DIGEST_SECONDS", 300)
 
 LOGGING = {
     "version": 1,

@@ -20,6 +20,7 @@ from django.db.models import F
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from audit.digests import digest_if_due
 from audit.events import NewEvent
 from core.approvals.notify import resend_lost_notices
 from core.approvals.slack import forget_old_interactions
@@ -202,6 +203,15 @@ def resend_notices(result: SweepResult) -> None:
         result.errors.append(f"approval notices: {exc}")
 
 
+def digest_audit(result: SweepResult) -> None:
+    """A signed audit digest, when one is due (audit.digests)."""
+    try:
+        digest_if_due()
+    except Exception as exc:  # one failing duty must not stop the others
+        log.exception("reconciler: making the audit digest failed")
+        result.errors.append(f"audit digest: {exc}")
+
+
 # Duties other apps add to the scheduler's pass (alert intake re-matches alerts whose
 # trigger matching was interrupted); each takes the pass's result to report errors in.
 EXTRA_DUTIES: list[Callable[[SweepResult], None]] = []
@@ -218,6 +228,7 @@ def sweep() -> SweepResult:
             result.errors.append(f"{getattr(duty, '__name__', duty)}: {exc}")
     fire_due_retries(result)
     resend_notices(result)
+    digest_audit(result)
     apply_stranded_results(result)
     recover_expired_leases(result)
     redispatch_lost_messages(result)

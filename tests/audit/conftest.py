@@ -1,4 +1,4 @@
-"""Helpers for the audit tests: a way to tamper with stored events, as an attacker would."""
+"""Helpers for the audit tests: a way to tamper with the stored trail, as an attacker would."""
 
 from __future__ import annotations
 
@@ -8,10 +8,17 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from audit.models import AuditEvent
+from audit.models import AuditDigest, AuditDigestHead, AuditEvent, AuditStreamHead
 
 TRIGGER = "audit_event_append_only"
 TABLE = AuditEvent._meta.db_table
+TABLES = {
+    "table": TABLE,
+    "heads": AuditStreamHead._meta.db_table,
+    "digests": AuditDigest._meta.db_table,
+    "digest_heads": AuditDigestHead._meta.db_table,
+}
+PROTECTED = (TABLE, AuditDigest._meta.db_table, AuditDigestHead._meta.db_table)
 
 on_postgresql = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the append-only trigger exists on PostgreSQL only"
@@ -19,18 +26,21 @@ on_postgresql = pytest.mark.skipif(
 
 
 def tamper(sql: str, params: Sequence[Any] = ()) -> None:
-    """Run raw SQL against the events table, with the append-only trigger off if there is one.
+    """Run raw SQL against the audit tables, with their append-only triggers off if any.
 
-    `{table}` in `sql` is the events table; `{json}` is a JSON-typed placeholder.
+    `{table}` in `sql` is the events table, `{heads}` the stream heads, `{digests}` and
+    `{digest_heads}` the digests' tables; `{json}` is a JSON-typed placeholder.
     """
     json_placeholder = "CAST(%s AS jsonb)" if connection.vendor == "postgresql" else "%s"
-    statement = sql.format(table=TABLE, json=json_placeholder)
+    statement = sql.format(json=json_placeholder, **TABLES)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER {TRIGGER}")
+            for table in PROTECTED:
+                cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
         cursor.execute(statement, params)
         if connection.vendor == "postgresql":
-            cursor.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER {TRIGGER}")
+            for table in PROTECTED:
+                cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
 
 
 @pytest.fixture
