@@ -22,6 +22,8 @@ WRITES: dict[tuple[str, str], set[str]] = {
     ("post", "/api/v1/alert-sources/{slug}/rotate/"): set(),
     ("post", "/api/v1/approvals/{id}/decision/"): {roles.APPROVER},
     ("post", "/api/v1/approvals/bulk-decision/"): {roles.APPROVER},
+    ("post", "/api/v1/audit/digests/"): {roles.AUDITOR},
+    ("post", "/api/v1/audit/verify/"): {roles.AUDITOR},
     ("post", "/api/v1/connections/"): set(),
     ("patch", "/api/v1/connections/{name}/"): set(),
     ("delete", "/api/v1/connections/{name}/"): set(),
@@ -39,6 +41,10 @@ WRITES: dict[tuple[str, str], set[str]] = {
 READS: dict[str, set[str]] = {
     "/api/v1/audit/": {roles.AUDITOR},
     "/api/v1/audit/{id}/": {roles.AUDITOR},
+    "/api/v1/audit/digests/": {roles.AUDITOR},
+    "/api/v1/audit/digests/{seq}/": {roles.AUDITOR},
+    "/api/v1/audit/export/": {roles.AUDITOR},
+    "/api/v1/audit/public-key/": {roles.AUDITOR},
     "/api/v1/artifacts/{id}/content/": {roles.ANALYST, roles.AUDITOR},
 }
 
@@ -51,7 +57,7 @@ def operations() -> list[tuple[str, str]]:
 
 
 def concrete(path: str) -> str:
-    return re.sub(r"\{[^}]+\}", lambda m: "1" if m.group(0) in ("{id}", "{number}") else "x", path)
+    return re.sub(r"\{[^}]+\}", lambda m: "1" if m.group(0) in ("{id}", "{number}", "{seq}") else "x", path)
 
 
 def client(*groups: str) -> APIClient:
