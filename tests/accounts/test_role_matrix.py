@@ -57,7 +57,9 @@ def operations() -> list[tuple[str, str]]:
 
 
 def concrete(path: str) -> str:
-    return re.sub(r"\{[^}]+\}", lambda m: "1" if m.group(0) in ("{id}", "{number}", "{seq}") else "x", path)
+    return re.sub(
+        r"\{[^}]+\}", lambda m: "1" if m.group(0) in ("{id}", "{number}", "{seq}") else "x", path
+    )
 
 
 def client(*groups: str) -> APIClient:
