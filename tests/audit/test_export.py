@@ -82,7 +82,8 @@ def test_a_time_range_exports_as_csv_with_formulas_defused(
     assert [row["kind"] for row in rows] == ["run.started", "step.succeeded"]
     payload = rows[0]["payload"]
     assert payload.startswith('{"n":1,"note":"=HYPERLINK')  # inside JSON: harmless
-    assert rows[1]["step_id"] == "a" and rows[0]["step_id"] == ""
+    assert rows[1]["step_id"] == "a"
+    assert rows[0]["step_id"] == ""
 
 
 def test_a_cell_a_spreadsheet_would_run_is_prefixed() -> None:
@@ -171,7 +172,8 @@ def test_verify_over_the_api_names_the_first_problem(events: list[AuditEvent], c
     only_run_2 = api.post("/api/v1/audit/verify/", {"run": 2}, format="json").json()
     assert (only_run_2["ok"], only_run_2["streams_checked"]) == (True, 1)
     bad = api.post("/api/v1/audit/verify/", {"run": "two"}, format="json")
-    assert bad.status_code == 400 and "run" in bad.json()["error"]
+    assert bad.status_code == 400
+    assert "run" in bad.json()["error"]
 
 
 def test_the_public_key_command_prints_pem(capsys: pytest.CaptureFixture[str]) -> None:
