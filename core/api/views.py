@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any
 
 import django_filters
 from django.db.models import Prefetch, QuerySet
-from drf_spectacular.utils import extend_schema
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import roles
-from accounts.permissions import actor_for
+from accounts.permissions import RolePermission, actor_for, has_role
 from core.api.serializers import RunDetailSerializer, RunSerializer, StartRunSerializer
+from core.evidence import write_run_bundle
 from core.models import RUN_STATUS_CHOICES, Attempt, Run, StepRun
 from core.runs import RunRefused, cancel_run, retry_step, start_run
 from playbooks.models import Playbook
@@ -33,6 +38,13 @@ class RunFilter(django_filters.FilterSet):
 
 def _refused(exc: RunRefused) -> ValidationError:
     return ValidationError([{"path": path, "message": message} for path, message in exc.problems])
+
+
+class CanExportEvidence(BasePermission):
+    message = "exporting a run's evidence needs the analyst, auditor or admin role"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return has_role(request.user, roles.ANALYST, roles.AUDITOR)
 
 
 class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
@@ -85,6 +97,19 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
         )
 
     @extend_schema(request=None, responses={200: RunDetailSerializer})
+    @extend_schema(responses={(200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY)})
+    @action(detail=True, methods=["get"], permission_classes=[RolePermission, CanExportEvidence])
+    def evidence(self, request: Request, pk: str | None = None) -> FileResponse:
+        """The run's evidence bundle (zip): its audit events, the signed digests covering
+        them, the public key, the definition, artifact hashes and a readable report.
+        Verify it offline with `manage.py audit_verify --bundle FILE`."""
+        run = self.get_object()
+        spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - closed by the response
+        write_run_bundle(run, spool, actor=actor_for(request.user))
+        spool.seek(0)
+        return FileResponse(spool, as_attachment=True, filename=f"run-{run.pk}-evidence.zip",
+                            content_type="application/zip")  # fmt: skip
+
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         try:

@@ -46,6 +46,7 @@ READS: dict[str, set[str]] = {
     "/api/v1/audit/export/": {roles.AUDITOR},
     "/api/v1/audit/public-key/": {roles.AUDITOR},
     "/api/v1/artifacts/{id}/content/": {roles.ANALYST, roles.AUDITOR},
+    "/api/v1/runs/{id}/evidence/": {roles.ANALYST, roles.AUDITOR},
 }
 
 
