@@ -33,6 +33,7 @@ bench: setup
 	DATABASE_URL=$(PG_URL)_bench REDIS_URL=redis://127.0.0.1:6379/13 $(PY) bench/engine.py
 	DATABASE_URL=$(PG_URL)_bench REDIS_URL=redis://127.0.0.1:6379/13 $(PY) bench/intake.py
 	DATABASE_URL=$(PG_URL)_bench REDIS_URL=redis://127.0.0.1:6379/13 $(PY) bench/approvals.py
+	DATABASE_URL=$(PG_URL)_bench $(PY) bench/audit.py
 
 schema: setup
 	$(PY) -m playbooks.schema

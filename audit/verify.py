@@ -6,9 +6,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
-from typing import NotRequired, TypedDict
+from operator import itemgetter
+from typing import Any, NotRequired, TypedDict
 
-from django.db.models import Exists, OuterRef
+from django.db import connection
+from django.db.models import Exists, Func, OuterRef, TextField
+from django.db.models.functions import Cast
 
 from audit.digest_verify import (
     DIGESTS,
@@ -18,7 +21,7 @@ from audit.digest_verify import (
     stream_listed_but_gone,
     verify_digest_chain,
 )
-from audit.hashing import ZERO_HASH
+from audit.hashing import ZERO_HASH, event_hash, format_timestamp
 from audit.models import AuditEvent, AuditStreamHead
 
 STREAMS_PER_BATCH = 500
@@ -74,9 +77,13 @@ def verify_chains(
         events = (
             AuditEvent.objects.filter(stream__in=list(heads))
             .order_by("stream", "seq")
+            .annotate(
+                payload_text=Cast("payload", TextField()), created_text=HashedTime("created_at")
+            )
+            .values_list(*_columns())
             .iterator(chunk_size=EVENTS_PER_CHUNK)
         )
-        for stream, chain in groupby(events, key=lambda event: event.stream):
+        for stream, chain in groupby(events, key=itemgetter(1)):
             streams_checked += 1
             checks = _Checks(unseen.pop(stream), listed.get(stream, []), digested)
             checked, problem = _verify_stream(stream, chain, checks)
@@ -110,32 +117,67 @@ class _Checks:
     digested: Digested | None
 
 
+class HashedTime(Func):
+    """An event's time as the text its hash covers (hashing.format_timestamp), written by
+    PostgreSQL itself; elsewhere the time, for Python to write."""
+
+    output_field = TextField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, Any]:
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"""to_char({sql} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""", params
+
+    def as_sql(self, compiler: Any, connection: Any, *args: Any, **extra: Any) -> Any:
+        return compiler.compile(self.source_expressions[0])
+
+
+def _columns() -> tuple[str, ...]:
+    """The columns verification reads, the payload as the JSON text stored."""
+    created = "created_text" if connection.vendor == "postgresql" else "created_at"
+    return ("id", "stream", "seq", created, "actor", "kind", "run_id", "step_id", "playbook",
+            "payload_text", "prev_hash", "hash")  # fmt: skip
+
+
+Row = tuple[
+    int, str, int, datetime | str, str, str, int | None, str | None, str | None, str, str, str
+]
+
+
+def _row_hash(row: Row) -> str:
+    _, stream, seq, created_at, actor, kind, run_id, step_id, playbook, payload, prev, _ = row
+    created = created_at if isinstance(created_at, str) else format_timestamp(created_at)
+    return event_hash(stream=stream, seq=seq, created_at=created, actor=actor, kind=kind,
+                      run_id=run_id, step_id=step_id, playbook=playbook, payload_text=payload,
+                      prev_hash=prev)  # fmt: skip
+
+
 def _verify_stream(
-    stream: str, chain: Iterator[AuditEvent], checks: _Checks
+    stream: str, chain: Iterator[Row], checks: _Checks
 ) -> tuple[int, ChainProblem | None]:
     """Check one stream's events (in seq order) against each other, its head and digests."""
     listed = sorted(checks.listed, key=lambda entry: entry.seq)
     expected_seq, prev_hash, checked, at = 1, ZERO_HASH, 0, 0
-    for event in chain:
+    for row in chain:
         checked += 1
+        pk, seq, event_hash = row[0], row[2], row[11]
         reason = None
-        if event.seq != expected_seq:
-            reason = f"sequence gap: expected seq {expected_seq}, found seq {event.seq}"
-        elif event.compute_hash() != event.hash:
+        if seq != expected_seq:
+            reason = f"sequence gap: expected seq {expected_seq}, found seq {seq}"
+        elif _row_hash(row) != event_hash:
             reason = "hash does not match the event's contents (the event was altered)"
-        elif event.prev_hash != prev_hash:
+        elif row[10] != prev_hash:
             reason = "prev_hash does not match the previous event's hash (the chain is broken)"
         if reason is not None:
-            return checked, ChainProblem(stream=stream, seq=event.seq, id=event.pk, reason=reason)
-        while at < len(listed) and listed[at].seq <= event.seq:
+            return checked, ChainProblem(stream=stream, seq=seq, id=pk, reason=reason)
+        while at < len(listed) and listed[at].seq <= seq:
             entry = listed[at]
-            if entry.seq == event.seq and entry.hash != event.hash:
+            if entry.seq == seq and entry.hash != event_hash:
                 reason = (f"the event is not the one digest #{entry.digest} signed for seq "
                           f"{entry.seq}: the stream was rewritten at or before this event")  # fmt: skip
-                return checked, ChainProblem(stream=stream, seq=event.seq, id=event.pk,
+                return checked, ChainProblem(stream=stream, seq=seq, id=pk,
                                              reason=reason, digest=entry.digest)  # fmt: skip
             at += 1
-        expected_seq, prev_hash = expected_seq + 1, event.hash
+        expected_seq, prev_hash = expected_seq + 1, event_hash
     last_seq = expected_seq - 1
     head = checks.head
     if head.seq != last_seq or head.hash != prev_hash:
