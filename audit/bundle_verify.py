@@ -1,7 +1,8 @@
 """Verifying an evidence bundle offline: no database, only the bundle and a public key.
 
 The checks, in order, stopping at the first that fails: the manifest's signature; every
-file against its SHA-256 in the manifest, and no file unlisted; the events' hash chain;
+file against its SHA-256 in the manifest, and no file unlisted; the tombstones of what was
+pruned (signatures, and their chain); the events' hash chain, from the last tombstone on;
 each digest's hash and signature and the Merkle path from the stream's head to its root;
 each head a digest signed against the event at that seq; and the last event covered by
 a digest.
@@ -19,11 +20,12 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from audit import merkle
-from audit.bundles import DIGESTS, EVENTS, FORMAT, MANIFEST, PUBLIC_KEY, SIGNATURE
+from audit.bundles import DIGESTS, EVENTS, FORMAT, MANIFEST, PUBLIC_KEY, SIGNATURE, TOMBSTONES
 from audit.digests import document_bytes
 from audit.hashing import ZERO_HASH, chain_hash
 from audit.models import head_leaf
 from audit.signing import BadKey, key_id, public_key_from_text, signature_holds
+from audit.tombstones import signed_fault
 
 
 @dataclass(frozen=True)
@@ -62,9 +64,13 @@ def verify_bundle(path: Path, public_key: Ed25519PublicKey | None = None) -> Bun
             if not signature_holds(key, manifest_bytes, bundle.read(SIGNATURE).decode().strip()):
                 raise _Broken(f"{SIGNATURE}: the manifest's signature does not verify")
             _check_files(bundle, manifest, names)
-            chain = _check_events(bundle.read(EVENTS), stream)
+            # Bundles made before retention existed have no tombstones file.
+            pruned = _check_tombstones(
+                json.loads(bundle.read(TOMBSTONES)) if TOMBSTONES in names else [], key, stream
+            )
+            chain = _check_events(bundle.read(EVENTS), stream, pruned)
             events = len(chain)
-            digests = _check_digests(json.loads(bundle.read(DIGESTS)), chain, key, stream)
+            digests = _check_digests(json.loads(bundle.read(DIGESTS)), chain, pruned, key, stream)
     except _Broken as broken:
         return BundleResult(False, stream, events, digests, str(broken), public_key is None)
     except (zipfile.BadZipFile, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
@@ -99,14 +105,43 @@ def _check_files(bundle: zipfile.ZipFile, manifest: dict[str, Any], names: set[s
             raise _Broken(f"{name}: its SHA-256 is not the manifest's (the file was changed)")
 
 
-def _check_events(data: bytes, stream: str) -> list[str]:
-    """The events' hashes in seq order, once their chain verifies."""
-    hashes: list[str] = []
-    prev = ZERO_HASH
-    for n, line in enumerate(data.decode().splitlines(), start=1):
+@dataclass(frozen=True)
+class _Pruned:
+    """What the bundle's tombstones say was pruned: seqs up to `through`, ending on `hash`;
+    `ends` is each tombstone's last seq and hash."""
+
+    through: int
+    hash: str
+    ends: dict[int, str]
+
+
+def _check_tombstones(signed: list[dict[str, Any]], key: Ed25519PublicKey, stream: str) -> _Pruned:
+    documents = [(item["document"], item["signature"]) for item in signed]
+    for n, (document, _) in enumerate(documents):
+        if document.get("stream") != stream:
+            raise _Broken(
+                f"{TOMBSTONES}: tombstone {n + 1} is of stream {document.get('stream')!r}"
+            )
+    fault = signed_fault(documents, {key_id(key): key})
+    if fault is not None:
+        document = documents[fault[0]][0]
+        raise _Broken(f"{TOMBSTONES}: the tombstone for {stream} seq {document.get('from_seq')}.."
+                      f"{document.get('through_seq')}: {fault[1]}")  # fmt: skip
+    if not documents:
+        return _Pruned(0, ZERO_HASH, {})
+    ends = {document["through_seq"]: document["hash"] for document, _ in documents}
+    last = documents[-1][0]
+    return _Pruned(last["through_seq"], last["hash"], ends)
+
+
+def _check_events(data: bytes, stream: str, pruned: _Pruned) -> dict[int, str]:
+    """The events' hashes by seq, once their chain (after what was pruned) verifies."""
+    hashes: dict[int, str] = {}
+    prev = pruned.hash
+    for n, line in enumerate(data.decode().splitlines(), start=pruned.through + 1):
         record = json.loads(line)
         seq = record.get("seq")
-        where = f"{EVENTS} line {n} ({stream} seq {seq})"
+        where = f"{EVENTS} line {n - pruned.through} ({stream} seq {seq})"
         if record.get("stream") != stream:
             raise _Broken(f"{where}: belongs to stream {record.get('stream')!r}")
         if seq != n:
@@ -117,12 +152,12 @@ def _check_events(data: bytes, stream: str) -> list[str]:
         if record.get("prev_hash") != prev:
             raise _Broken(f"{where}: prev_hash is not the previous event's hash (chain broken)")
         prev = record["hash"]
-        hashes.append(prev)
+        hashes[seq] = prev
     return hashes
 
 
-def _check_digests(covering: list[dict[str, Any]], chain: list[str], key: Ed25519PublicKey,
-                   stream: str) -> int:  # fmt: skip
+def _check_digests(covering: list[dict[str, Any]], chain: dict[int, str], pruned: _Pruned,
+                   key: Ed25519PublicKey, stream: str) -> int:  # fmt: skip
     checked, covered = 0, 0
     for item in covering:
         document, head = item["document"], item["head"]
@@ -140,11 +175,13 @@ def _check_digests(covering: list[dict[str, Any]], chain: list[str], key: Ed2551
         if found is None or found.hex() != document["heads_root"]:
             raise _Broken(f"{where}: the head it lists for {stream} is not in its signed root")
         seq = head["seq"]
-        if not 1 <= seq <= len(chain) or chain[seq - 1] != head["hash"]:
+        # A head in the pruned part can only be checked where a tombstone ends.
+        known = pruned.ends.get(seq) if seq <= pruned.through else chain.get(seq)
+        if (seq > pruned.through or known is not None) and known != head["hash"]:
             raise _Broken(f"{where}: signed {stream} at seq {seq} with hash {head['hash'][:12]}…, "
                           "which is not the bundle's event there (the events were rewritten)")  # fmt: skip
         checked += 1
         covered = max(covered, seq)
-    if covered < len(chain):
+    if chain and covered < max(chain):
         raise _Broken(f"{EVENTS}: events after seq {covered} are covered by no signed digest")
     return checked

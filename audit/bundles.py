@@ -3,7 +3,8 @@ an auditor can verify offline with only the public key (audit.bundle_verify).
 
 A bundle holds `events.jsonl` (the stream, every hashed field), `digests.json` (each
 digest that lists the stream: its signed document, signature and the Merkle path from the
-stream's head to the digest's root), `public_key.pem`, whatever files the caller adds (a
+stream's head to the digest's root), `tombstones.json` (the signed tombstones of what
+retention pruned of the stream, which its events then follow), `public_key.pem`, whatever files the caller adds (a
 run's definition, artifact hashes, a readable report), and `manifest.json`, naming every
 file with its SHA-256 and signed (`manifest.sig`), so no file can be changed, added or
 dropped unnoticed.
@@ -22,12 +23,14 @@ from audit import merkle
 from audit.digests import digest_document, make_digest
 from audit.export import events_by_id, exported
 from audit.hashing import canonical_json, format_timestamp
-from audit.models import AuditDigest, AuditDigestHead, AuditEvent
+from audit.models import AuditDigest, AuditDigestHead, AuditEvent, AuditTombstone
 from audit.signing import current_public_key, key_id, public_pem, sign
+from audit.tombstones import tombstone_document
 
 FORMAT: Final = "bulwark-evidence-bundle/1"
 EVENTS: Final = "events.jsonl"
 DIGESTS: Final = "digests.json"
+TOMBSTONES: Final = "tombstones.json"
 PUBLIC_KEY: Final = "public_key.pem"
 MANIFEST: Final = "manifest.json"
 SIGNATURE: Final = "manifest.sig"
@@ -50,6 +53,14 @@ def digests_covering(stream: str) -> list[dict[str, Any]]:
     return covering
 
 
+def tombstones_signed(stream: str) -> list[dict[str, Any]]:
+    """The stream's tombstones, oldest range first, as signed documents."""
+    return [
+        {"document": tombstone_document(tombstone), "signature": tombstone.signature}
+        for tombstone in AuditTombstone.objects.filter(stream=stream).order_by("from_seq")
+    ]
+
+
 def write_bundle(target: IO[bytes], *, stream: str, subject: Mapping[str, Any],
                  files: Mapping[str, bytes], created_by: str) -> dict[str, Any]:  # fmt: skip
     """Write the bundle of `stream` to `target` (a binary file); returns its manifest.
@@ -58,7 +69,7 @@ def write_bundle(target: IO[bytes], *, stream: str, subject: Mapping[str, Any],
     `subject` says what the bundle is of (e.g. the run), `files` are added as they are.
     """
     for name in files:
-        if name in (EVENTS, DIGESTS, PUBLIC_KEY, MANIFEST, SIGNATURE) or "/" in name:
+        if name in (EVENTS, DIGESTS, TOMBSTONES, PUBLIC_KEY, MANIFEST, SIGNATURE) or "/" in name:
             raise ValueError(f"a bundle cannot take a file named {name!r}")
     make_digest()
     public = current_public_key()
@@ -73,6 +84,7 @@ def write_bundle(target: IO[bytes], *, stream: str, subject: Mapping[str, Any],
             hashes[EVENTS] = digest.hexdigest()
         contents = {
             DIGESTS: canonical_json(digests_covering(stream)).encode(),
+            TOMBSTONES: canonical_json(tombstones_signed(stream)).encode(),
             PUBLIC_KEY: public_pem(public).encode(),
             **files,
         }

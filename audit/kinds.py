@@ -125,6 +125,10 @@ KINDS: Final[dict[str, Kind]] = {
     "artifact.downloaded": _k("run", "someone downloaded evidence", "artifact sha256 size",
                               step=True),
     "audit.bundle_exported": _k("run", "the run's evidence bundle was exported"),
+    "audit.legal_hold_placed": _k("run", "the run's trail was put on legal hold: retention "
+                                  "keeps it until released", "reason"),
+    "audit.legal_hold_released": _k("run", "the run's legal hold was released",
+                                    "reason placed_by placed_reason"),
     # The system stream: configuration, access to the audit trail, the scheduler
     "connection.created": _k("system", "a vendor connection was added", f"{_CONNECTION} auth_fields_set"),
     "connection.updated": _k("system", "a connection was changed (secrets by name only)",
@@ -147,4 +151,6 @@ KINDS: Final[dict[str, Kind]] = {
     "chat_identity.changed": _k("system", "a chat account link was changed", "id values"),
     "chat_identity.deleted": _k("system", "a chat account link was removed", "id values"),
     "audit.exported": _k("system", "someone exported audit events", "format filters"),
+    "audit.pruned": _k("system", "retention pruned old events, leaving signed tombstones",
+                       "before reason streams events held kept_open refused"),
 }  # fmt: skip

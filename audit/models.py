@@ -168,3 +168,51 @@ class AuditDigestHead(AppendOnly):
 
 def head_leaf(stream: str, seq: int, digest: str) -> bytes:
     return canonical_json({"stream": stream, "seq": seq, "hash": digest}).encode()
+
+
+class AuditTombstone(AppendOnly):
+    """A signed statement that a stream's events `from_seq`..`through_seq` were pruned.
+
+    It stands in for them at verification: the stream's next event must follow `hash`
+    (the last pruned event's), and the previous tombstone's `hash` is this one's
+    `prev_hash`, so a stream's tombstones chain too (audit.tombstones).
+    """
+
+    stream = models.CharField(max_length=200)
+    from_seq = models.PositiveBigIntegerField()
+    through_seq = models.PositiveBigIntegerField()
+    prev_hash = models.CharField(max_length=64)  # the hash the first pruned event followed
+    hash = models.CharField(max_length=64)  # the last pruned event's hash
+    event_count = models.PositiveBigIntegerField()
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+    pruned_at = models.DateTimeField()
+    reason = models.CharField(max_length=200)
+    key_id = models.CharField(max_length=16)
+    signature = models.CharField(max_length=100)
+
+    objects = AppendOnlyQuerySet["AuditTombstone"].as_manager()
+
+    class Meta(AppendOnly.Meta):
+        constraints = [
+            # Two prunes of one stream at once cannot both start where the last one ended.
+            models.UniqueConstraint(
+                fields=["stream", "from_seq"], name="audit_tombstone_stream_from_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stream} pruned #{self.from_seq}..#{self.through_seq}"
+
+
+class LegalHold(models.Model):
+    """A run whose audit trail retention must not prune, until the hold is released."""
+
+    # A plain column, as on AuditEvent: audit does not depend on the engine's tables.
+    run_id = models.BigIntegerField(unique=True)
+    reason = models.CharField(max_length=500)
+    placed_by = models.CharField(max_length=200)
+    placed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"legal hold on run {self.run_id}"

@@ -10,7 +10,7 @@ from operator import itemgetter
 from typing import Any, NotRequired, TypedDict
 
 from django.db import connection
-from django.db.models import Exists, Func, OuterRef, TextField
+from django.db.models import Exists, Func, OuterRef, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from audit.digest_verify import (
@@ -22,7 +22,9 @@ from audit.digest_verify import (
     verify_digest_chain,
 )
 from audit.hashing import ZERO_HASH, event_hash, format_timestamp
-from audit.models import AuditEvent, AuditStreamHead
+from audit.models import AuditEvent, AuditStreamHead, AuditTombstone
+from audit.signing import trusted_public_keys
+from audit.tombstones import tombstones_fault, tombstones_of
 
 STREAMS_PER_BATCH = 500
 EVENTS_PER_CHUNK = 2000
@@ -37,6 +39,7 @@ class ChainProblem(TypedDict):
     id: int | None
     reason: str
     digest: NotRequired[int]
+    tombstone: NotRequired[int]  # the tombstone that does not hold, if it is one
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ def verify_chains(
     Stops at the first problem: a hash that does not match the event's contents, a
     prev_hash that does not match the previous event, a gap in the sequence, a stream
     head that disagrees with the last event (a deleted tail), or events with no head.
+    A pruned stream starts after its tombstones (audit.tombstones), which must hold.
     With `digested`, each stream is also checked against every head the digests list
     for it, and a head that moved before the newest digest must be listed as it is.
     """
@@ -74,25 +78,19 @@ def verify_chains(
     for heads in _head_batches(wanted):
         unseen = dict(heads)
         listed = listings(heads) if digested is not None else {}
-        events = (
-            AuditEvent.objects.filter(stream__in=list(heads))
-            .order_by("stream", "seq")
-            .annotate(
-                payload_text=Cast("payload", TextField()), created_text=HashedTime("created_at")
-            )
-            .values_list(*_columns())
-            .iterator(chunk_size=EVENTS_PER_CHUNK)
-        )
+        pruned = tombstones_of(heads)
+        events = event_rows(AuditEvent.objects.filter(stream__in=list(heads)))
         for stream, chain in groupby(events, key=itemgetter(1)):
             streams_checked += 1
-            checks = _Checks(unseen.pop(stream), listed.get(stream, []), digested)
+            checks = _Checks(unseen.pop(stream), listed.get(stream, []), digested,
+                             pruned.get(stream, []))  # fmt: skip
             checked, problem = _verify_stream(stream, chain, checks)
             events_checked += checked
             if problem is not None:
                 return VerifyResult(False, events_checked, streams_checked, problem)
         for stream, head in sorted(unseen.items()):
             streams_checked += 1
-            checks = _Checks(head, listed.get(stream, []), digested)
+            checks = _Checks(head, listed.get(stream, []), digested, pruned.get(stream, []))
             _, problem = _verify_stream(stream, iter(()), checks)
             if problem is not None:
                 return VerifyResult(False, events_checked, streams_checked, problem)
@@ -105,6 +103,16 @@ def verify_chains(
             reason="the stream has events but no head row (the head was deleted)",
         )
         return VerifyResult(False, events_checked, streams_checked + 1, problem)
+    buried = _first_tombstone_without_head(wanted)
+    if buried is not None:
+        problem = ChainProblem(
+            stream=buried.stream,
+            seq=buried.through_seq,
+            id=None,
+            reason="the stream has a tombstone but no head row (the head was deleted)",
+            tombstone=buried.pk,
+        )
+        return VerifyResult(False, events_checked, streams_checked + 1, problem)
     return VerifyResult(True, events_checked, streams_checked, None)
 
 
@@ -115,6 +123,7 @@ class _Checks:
     head: AuditStreamHead
     listed: list[Listed]  # as the digests list it, oldest digest first
     digested: Digested | None
+    tombstones: list[AuditTombstone]  # where it was pruned, oldest range first
 
 
 class HashedTime(Func):
@@ -131,6 +140,16 @@ class HashedTime(Func):
         return compiler.compile(self.source_expressions[0])
 
 
+def event_rows(events: QuerySet[AuditEvent]) -> Iterator[Row]:
+    """The events as verification reads them (Row), by stream and seq, a chunk at a time."""
+    return (
+        events.order_by("stream", "seq")
+        .annotate(payload_text=Cast("payload", TextField()), created_text=HashedTime("created_at"))
+        .values_list(*_columns())
+        .iterator(chunk_size=EVENTS_PER_CHUNK)
+    )
+
+
 def _columns() -> tuple[str, ...]:
     """The columns verification reads, the payload as the JSON text stored."""
     created = "created_text" if connection.vendor == "postgresql" else "created_at"
@@ -143,7 +162,8 @@ Row = tuple[
 ]
 
 
-def _row_hash(row: Row) -> str:
+def row_hash(row: Row) -> str:
+    """The hash the event read as `row` must have."""
     _, stream, seq, created_at, actor, kind, run_id, step_id, playbook, payload, prev, _ = row
     created = created_at if isinstance(created_at, str) else format_timestamp(created_at)
     return event_hash(stream=stream, seq=seq, created_at=created, actor=actor, kind=kind,
@@ -157,13 +177,19 @@ def _verify_stream(
     """Check one stream's events (in seq order) against each other, its head and digests."""
     listed = sorted(checks.listed, key=lambda entry: entry.seq)
     expected_seq, prev_hash, checked, at = 1, ZERO_HASH, 0, 0
+    if checks.tombstones:
+        problem, at = _check_tombstones(stream, checks.tombstones, listed)
+        if problem is not None:
+            return 0, problem
+        last = checks.tombstones[-1]
+        expected_seq, prev_hash = last.through_seq + 1, last.hash
     for row in chain:
         checked += 1
         pk, seq, event_hash = row[0], row[2], row[11]
         reason = None
         if seq != expected_seq:
             reason = f"sequence gap: expected seq {expected_seq}, found seq {seq}"
-        elif _row_hash(row) != event_hash:
+        elif row_hash(row) != event_hash:
             reason = "hash does not match the event's contents (the event was altered)"
         elif row[10] != prev_hash:
             reason = "prev_hash does not match the previous event's hash (the chain is broken)"
@@ -201,6 +227,32 @@ def _verify_stream(
         return checked, ChainProblem(stream=stream, seq=head.seq, id=None, reason=reason,
                                      digest=digested.newest)  # fmt: skip
     return checked, None
+
+
+def _check_tombstones(
+    stream: str, tombstones: list[AuditTombstone], listed: list[Listed]
+) -> tuple[ChainProblem | None, int]:
+    """Check a pruned stream's tombstones, and the digests' listings of its pruned part
+    against them (only a listing at a tombstone's last seq can be); returns the problem,
+    if any, and how many of the (seq-ordered) listings the pruned part covers."""
+    fault = tombstones_fault(tombstones, trusted_public_keys())
+    if fault is not None:
+        tombstone, why = fault
+        reason = f"the tombstone for seq {tombstone.from_seq}..{tombstone.through_seq}: {why}"
+        return ChainProblem(stream=stream, seq=tombstone.from_seq, id=None, reason=reason,
+                            tombstone=tombstone.pk), 0  # fmt: skip
+    ends = {tombstone.through_seq: tombstone for tombstone in tombstones}
+    through, at = tombstones[-1].through_seq, 0
+    while at < len(listed) and listed[at].seq <= through:
+        entry = listed[at]
+        ended = ends.get(entry.seq)
+        if ended is not None and ended.hash != entry.hash:
+            reason = (f"digest #{entry.digest} signed seq {entry.seq} with another hash than the "
+                      "tombstone ending there: the stream was rewritten before it was pruned")  # fmt: skip
+            return ChainProblem(stream=stream, seq=entry.seq, id=None, reason=reason,
+                                digest=entry.digest, tombstone=ended.pk), at  # fmt: skip
+        at += 1
+    return None, at
 
 
 @dataclass(frozen=True)
@@ -265,6 +317,15 @@ def _head_batches(streams: list[str] | None) -> Iterator[dict[str, AuditStreamHe
             return
         yield {head.stream: head for head in batch}
         after = batch[-1].stream
+
+
+def _first_tombstone_without_head(streams: list[str] | None) -> AuditTombstone | None:
+    headless = AuditTombstone.objects.filter(
+        ~Exists(AuditStreamHead.objects.filter(stream=OuterRef("stream")))
+    )
+    if streams is not None:
+        headless = headless.filter(stream__in=streams)
+    return headless.order_by("stream", "from_seq").first()
 
 
 def _first_event_without_head(streams: list[str] | None) -> AuditEvent | None:

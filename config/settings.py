@@ -245,7 +245,12 @@ BULWARK_AUDIT_PREVIOUS_PUBLIC_KEYS = [
     for k in os.environ.get("BULWARK_AUDIT_PREVIOUS_PUBLIC_KEYS", "").split(",")
     if k.strip()
 ]
-BULWARK_AUDIT_DIGEST_SECONDS = _env_int("BULWARK_AUDIT_DIGEST_SECONDS", 300)
+BULWARK_AUDIT_DIGEST_SECONDS = _env_int("BULWARK_AUDIT_DIGEST_SECONDS", 300, minimum=0)
+# Audit retention (audit.retention): events older than this many days are pruned, leaving
+# signed tombstones, except runs on legal hold and open runs; 0 keeps everything. The
+# default passes PCI DSS 10.5.1's twelve months.
+BULWARK_AUDIT_RETENTION_DAYS = _env_int("BULWARK_AUDIT_RETENTION_DAYS", 400, minimum=0)
+BULWARK_AUDIT_RETENTION_CHECK_SECONDS = _env_int("BULWARK_AUDIT_RETENTION_CHECK_SECONDS", 3600)
 
 LOGGING = {
     "version": 1,

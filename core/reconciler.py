@@ -24,6 +24,7 @@ from audit.digests import digest_if_due
 from audit.events import NewEvent
 from core.approvals.notify import resend_lost_notices
 from core.approvals.slack import forget_old_interactions
+from core.audit_retention import prune_if_due
 from core.dispatch import Message, get_dispatcher
 from core.engine.events import Decision, Nudge, RetryDue, UnitLost
 from core.engine.plan import RunPlan
@@ -212,6 +213,18 @@ def digest_audit(result: SweepResult) -> None:
         result.errors.append(f"audit digest: {exc}")
 
 
+def prune_audit_trail(result: SweepResult) -> None:
+    """A retention pass over the audit trail, when one is due (core.audit_retention)."""
+    try:
+        pruned = prune_if_due()
+    except Exception as exc:  # one failing duty must not stop the others
+        log.exception("reconciler: pruning the audit trail failed")
+        result.errors.append(f"audit retention: {exc}")
+        return
+    if pruned is not None and pruned.refused:
+        result.errors.extend(f"audit retention refused {s}: {why}" for s, why in pruned.refused)
+
+
 # Duties other apps add to the scheduler's pass (alert intake re-matches alerts whose
 # trigger matching was interrupted); each takes the pass's result to report errors in.
 EXTRA_DUTIES: list[Callable[[SweepResult], None]] = []
@@ -229,6 +242,7 @@ def sweep() -> SweepResult:
     fire_due_retries(result)
     resend_notices(result)
     digest_audit(result)
+    prune_audit_trail(result)
     apply_stranded_results(result)
     recover_expired_leases(result)
     redispatch_lost_messages(result)

@@ -76,6 +76,7 @@ PROBLEM = inline_serializer(
         "id": serializers.IntegerField(allow_null=True),
         "reason": serializers.CharField(),
         "digest": serializers.IntegerField(required=False),
+        "tombstone": serializers.IntegerField(required=False),
     },
     allow_null=True,
 )

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from audit.models import AuditDigest, AuditDigestHead, AuditEvent, AuditStreamHead
+from audit.models import AuditDigest, AuditDigestHead, AuditEvent, AuditStreamHead, AuditTombstone
 
 TRIGGER = "audit_event_append_only"
 TABLE = AuditEvent._meta.db_table
@@ -17,8 +17,10 @@ TABLES = {
     "heads": AuditStreamHead._meta.db_table,
     "digests": AuditDigest._meta.db_table,
     "digest_heads": AuditDigestHead._meta.db_table,
+    "tombstones": AuditTombstone._meta.db_table,
 }
-PROTECTED = (TABLE, AuditDigest._meta.db_table, AuditDigestHead._meta.db_table)
+PROTECTED = (TABLE, AuditDigest._meta.db_table, AuditDigestHead._meta.db_table,
+             AuditTombstone._meta.db_table)  # fmt: skip
 
 on_postgresql = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the append-only trigger exists on PostgreSQL only"
@@ -29,7 +31,8 @@ def tamper(sql: str, params: Sequence[Any] = ()) -> None:
     """Run raw SQL against the audit tables, with their append-only triggers off if any.
 
     `{table}` in `sql` is the events table, `{heads}` the stream heads, `{digests}` and
-    `{digest_heads}` the digests' tables; `{json}` is a JSON-typed placeholder.
+    `{digest_heads}` the digests' tables, `{tombstones}` retention's; `{json}` is a
+    JSON-typed placeholder.
     """
     json_placeholder = "CAST(%s AS jsonb)" if connection.vendor == "postgresql" else "%s"
     statement = sql.format(json=json_placeholder, **TABLES)

@@ -78,8 +78,8 @@ def test_an_untouched_bundle_verifies_with_the_public_key(bundle: Path) -> None:
     assert (result.stream, result.events_checked, result.digests_checked) == ("run:5", 4, 2)
     assert result.key_from_bundle is False
     names = set(zipfile.ZipFile(bundle).namelist())
-    assert names == {"events.jsonl", "digests.json", "public_key.pem", "report.html",
-                     "manifest.json", "manifest.sig"}  # fmt: skip
+    assert names == {"events.jsonl", "digests.json", "tombstones.json", "public_key.pem",
+                     "report.html", "manifest.json", "manifest.sig"}  # fmt: skip
 
 
 def test_a_bundle_made_by_another_key_is_refused(bundle: Path) -> None:

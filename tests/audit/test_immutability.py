@@ -81,3 +81,33 @@ def test_the_database_allows_truncate_only_to_a_session_that_asks(event: AuditEv
         assert not AuditEvent.objects.exists()
         transaction.set_rollback(True)
     assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+@on_postgresql
+def test_the_database_lets_retention_delete_events_and_nothing_else(event: AuditEvent) -> None:
+    """Retention's transactions (audit.retention) may DELETE events, and only that."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL bulwark.audit_prune = 'on'")
+        with pytest.raises(DatabaseError, match="append-only: UPDATE"), transaction.atomic():
+            cursor.execute(f"UPDATE {TABLE} SET kind = 'run.cancelled'")  # noqa: S608
+        with pytest.raises(DatabaseError, match="append-only: DELETE"), transaction.atomic():
+            cursor.execute("DELETE FROM audit_auditdigest")
+        with pytest.raises(DatabaseError, match="append-only: DELETE"), transaction.atomic():
+            cursor.execute("DELETE FROM audit_audittombstone")
+        cursor.execute(f"DELETE FROM {TABLE}")  # noqa: S608
+        assert cursor.rowcount == 1
+        transaction.set_rollback(True)
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+@on_postgresql
+@pytest.mark.parametrize(
+    "sql", ["UPDATE audit_audittombstone SET reason = 'x'", "DELETE FROM audit_audittombstone"]
+)
+def test_the_database_refuses_to_change_tombstones(event: AuditEvent, sql: str) -> None:
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql)

@@ -1,0 +1,242 @@
+"""Retention: pruning audit events older than the retention period, leaving tombstones.
+
+What may go: the oldest events of a stream, up to the first that is recent or is about a
+run that is kept (on legal hold, or still open, as the caller says). A run's own stream
+goes whole or not at all, so a run's timeline is never half there. Before deleting, the
+pruned range is verified, so a tombstone never vouches for events that were altered;
+then a signed tombstone (audit.tombstones) takes its place in the chain, and one
+`audit.pruned` event in the system stream records the pass.
+
+The stream heads stay: a digest that listed a stream still finds it, and a run stream
+appended to after pruning continues from the tombstone's hash.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Min, Q
+from django.utils import timezone
+
+from audit.events import EVENTS, record_event
+from audit.hashing import ZERO_HASH, format_timestamp
+from audit.models import AuditEvent, AuditStreamHead, AuditTombstone, LegalHold
+from audit.tombstones import sign_tombstone
+from audit.verify import event_rows, row_hash
+
+log = logging.getLogger("bulwark.audit")
+
+STREAMS_PER_BATCH = 200
+
+# Given run ids, those whose trail must stay although old (the engine's open runs).
+KeepRuns = Callable[[set[int]], set[int]]
+
+
+@dataclass
+class PruneResult:
+    """What a pass of prune_audit did."""
+
+    before: datetime
+    streams: int = 0
+    events: int = 0
+    held: int = 0  # streams kept, in part or whole, for a legal hold
+    kept_open: int = 0  # run streams kept because the run is still open
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (stream, why)
+
+
+def run_of(stream: str) -> int | None:
+    """The run a run stream ("run:<id>") is of; None for other streams."""
+    prefix, _, rest = stream.partition(":")
+    return int(rest) if prefix == "run" and rest.isdigit() else None
+
+
+def retention_cutoff(now: datetime | None = None) -> datetime | None:
+    """Events older than this may be pruned; None when retention is off (0 days)."""
+    days = settings.BULWARK_AUDIT_RETENTION_DAYS
+    if days <= 0:
+        return None
+    return (now or timezone.now()) - timedelta(days=days)
+
+
+def prune_audit(
+    before: datetime, *, keep_runs: KeepRuns, reason: str, actor: str = "system"
+) -> PruneResult:
+    """Prune what may go of the events older than `before`; see the module's docstring."""
+    result = PruneResult(before=before)
+    for batch in _candidate_batches(before):
+        with transaction.atomic():
+            _prune_batch(batch, before, keep_runs, reason, result)
+    if result.events or result.refused:
+        with transaction.atomic():
+            record_event(
+                stream="system",
+                kind="audit.pruned",
+                actor=actor,
+                payload={
+                    "before": format_timestamp(before),
+                    "reason": reason,
+                    "streams": result.streams,
+                    "events": result.events,
+                    "held": result.held,
+                    "kept_open": result.kept_open,
+                    "refused": [f"{stream}: {why}" for stream, why in result.refused],
+                },
+            )
+    return result
+
+
+def _candidate_batches(before: datetime) -> Iterator[list[str]]:
+    """Streams with events older than `before`, a batch at a time, in stream order."""
+    old = AuditEvent.objects.filter(created_at__lt=before)
+    after: str | None = None
+    while True:
+        query = old if after is None else old.filter(stream__gt=after)
+        batch = list(
+            query.order_by("stream").values_list("stream", flat=True).distinct()[:STREAMS_PER_BATCH]
+        )
+        if not batch:
+            return
+        yield batch
+        after = batch[-1]
+
+
+def _prune_batch(
+    batch: list[str], before: datetime, keep_runs: KeepRuns, reason: str, result: PruneResult
+) -> None:
+    heads = _lock_heads(batch)
+    # Read under the head locks: placing a hold appends to the run's stream, so a hold
+    # placed while this pass runs is either seen here or waits for it to finish.
+    held = set(LegalHold.objects.values_list("run_id", flat=True))
+    about = (
+        AuditEvent.objects.filter(stream__in=batch, created_at__lt=before, run_id__isnull=False)
+        .values_list("run_id", flat=True)
+        .distinct()
+    )
+    mentioned = {run for run in [*about, *map(run_of, batch)] if run is not None}
+    open_runs = keep_runs(mentioned - held) if mentioned - held else set()
+    kept = held | open_runs
+    blocked = dict(
+        AuditEvent.objects.filter(stream__in=batch)
+        .filter(Q(created_at__gte=before) | Q(run_id__in=kept))
+        .values("stream")
+        .annotate(first=Min("seq"))
+        .values_list("stream", "first")
+    )
+    ends = _pruned_ends(batch)
+    allowed = False
+    for stream in batch:
+        head = heads.get(stream)
+        if head is None:
+            result.refused.append((stream, "the stream has events but no head row"))
+            continue
+        run = run_of(stream)
+        if run is not None and (stream in blocked or run in kept):
+            # A run's stream goes whole or not at all.
+            if run in held:
+                result.held += 1
+            elif run in open_runs:
+                result.kept_open += 1
+            continue
+        through = blocked[stream] - 1 if stream in blocked else head[0]
+        start, prev = ends.get(stream, (1, ZERO_HASH))
+        if through < start:
+            if stream in blocked:
+                result.held += _held_at(stream, blocked[stream], held)
+            continue
+        if not allowed:
+            _allow_prune()
+            allowed = True
+        _prune_range(stream, start, through, prev, reason, result)
+        if stream in blocked:
+            result.held += _held_at(stream, blocked[stream], held)
+
+
+def _lock_heads(streams: list[str]) -> dict[str, tuple[int, str]]:
+    rows = (
+        AuditStreamHead.objects.select_for_update()
+        .filter(stream__in=streams)
+        .order_by("stream")
+        .values_list("stream", "seq", "hash")
+    )
+    return {stream: (seq, digest) for stream, seq, digest in rows}
+
+
+def _pruned_ends(streams: list[str]) -> dict[str, tuple[int, str]]:
+    """Where each already pruned stream's remaining events start, and the hash before."""
+    ends: dict[str, tuple[int, str]] = {}
+    for stream, through, digest in (
+        AuditTombstone.objects.filter(stream__in=streams)
+        .order_by("stream", "from_seq")
+        .values_list("stream", "through_seq", "hash")
+    ):
+        ends[stream] = (through + 1, digest)
+    return ends
+
+
+def _held_at(stream: str, first_blocked: int, held: set[int]) -> int:
+    """1 when the event that stops the stream's pruning is about a held run."""
+    run_id = (
+        AuditEvent.objects.filter(stream=stream, seq=first_blocked)
+        .values_list("run_id", flat=True)
+        .first()
+    )
+    return 1 if run_id is not None and run_id in held else 0
+
+
+def _allow_prune() -> None:
+    """Let this transaction delete audit events past the append-only trigger (PostgreSQL)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL bulwark.audit_prune = 'on'")
+
+
+def _prune_range(
+    stream: str, start: int, through: int, prev: str, reason: str, result: PruneResult
+) -> None:
+    """Verify the stream's events `start`..`through`, replace them with a tombstone."""
+    events = AuditEvent.objects.filter(stream=stream, seq__gte=start, seq__lte=through)
+    expected_seq, expected_prev, count = start, prev, 0
+    for row in event_rows(events):
+        seq = row[2]
+        if seq != expected_seq or row[10] != expected_prev or row_hash(row) != row[11]:
+            why = f"seq {expected_seq} does not verify; run audit_verify"
+            log.error("audit: not pruning %s: %s", stream, why)
+            result.refused.append((stream, why))
+            return
+        count += 1
+        expected_seq, expected_prev = seq + 1, row[11]
+    if expected_seq != through + 1:
+        result.refused.append((stream, f"seq {expected_seq} is missing; run audit_verify"))
+        return
+    first_at, last_at = _span(stream, start, through)
+    tombstone = AuditTombstone(
+        stream=stream, from_seq=start, through_seq=through, prev_hash=prev,
+        hash=expected_prev, event_count=count, first_at=first_at, last_at=last_at,
+        pruned_at=timezone.now(), reason=reason[:200],
+    )  # fmt: skip
+    sign_tombstone(tombstone)
+    try:
+        with transaction.atomic():
+            tombstone.save()
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"DELETE FROM {EVENTS} WHERE stream = %s AND seq >= %s AND seq <= %s",  # noqa: S608
+                    [stream, start, through],
+                )
+    except IntegrityError:
+        # Another pass pruned this stream first; what it left is as good.
+        log.info("audit: %s was pruned by another pass at the same time", stream)
+        return
+    result.streams += 1
+    result.events += count
+
+
+def _span(stream: str, start: int, through: int) -> tuple[datetime, datetime]:
+    times = AuditEvent.objects.filter(stream=stream, seq__in=[start, through]).order_by("seq")
+    stamps = list(times.values_list("created_at", flat=True))
+    return stamps[0], stamps[-1]
