@@ -152,5 +152,5 @@ KINDS: Final[dict[str, Kind]] = {
     "chat_identity.deleted": _k("system", "a chat account link was removed", "id values"),
     "audit.exported": _k("system", "someone exported audit events", "format filters"),
     "audit.pruned": _k("system", "retention pruned old events, leaving signed tombstones",
-                       "before reason streams events held kept_open refused"),
+                       "before reason streams events held kept_open refused refused_count"),
 }  # fmt: skip

@@ -17,9 +17,11 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import groupby
+from operator import itemgetter
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
@@ -32,6 +34,7 @@ from audit.verify import event_rows, row_hash
 log = logging.getLogger("bulwark.audit")
 
 STREAMS_PER_BATCH = 200
+REFUSALS_LISTED = 20
 
 # Given run ids, those whose trail must stay although old (the engine's open runs).
 KeepRuns = Callable[[set[int]], set[int]]
@@ -84,25 +87,37 @@ def prune_audit(
                     "events": result.events,
                     "held": result.held,
                     "kept_open": result.kept_open,
-                    "refused": [f"{stream}: {why}" for stream, why in result.refused],
+                    # The first few, to say what to look at: audit_verify names the rest.
+                    "refused": [f"{s}: {why}" for s, why in result.refused[:REFUSALS_LISTED]],
+                    "refused_count": len(result.refused),
                 },
             )
     return result
 
 
 def _candidate_batches(before: datetime) -> Iterator[list[str]]:
-    """Streams with events older than `before`, a batch at a time, in stream order."""
-    old = AuditEvent.objects.filter(created_at__lt=before)
+    """Streams with events older than `before`, a batch at a time, in stream order.
+
+    Paged through the stream heads, so each batch reads only its own streams' events
+    (by the stream-and-seq index) rather than every old event of every stream again.
+    """
     after: str | None = None
     while True:
-        query = old if after is None else old.filter(stream__gt=after)
-        batch = list(
-            query.order_by("stream").values_list("stream", flat=True).distinct()[:STREAMS_PER_BATCH]
-        )
-        if not batch:
+        heads = AuditStreamHead.objects.order_by("stream")
+        if after is not None:
+            heads = heads.filter(stream__gt=after)
+        page = list(heads.values_list("stream", flat=True)[:STREAMS_PER_BATCH])
+        if not page:
             return
-        yield batch
-        after = batch[-1]
+        old = (
+            AuditEvent.objects.filter(stream__in=page, created_at__lt=before)
+            .values_list("stream", flat=True)
+            .distinct()
+        )
+        batch = sorted(set(old))
+        if batch:
+            yield batch
+        after = page[-1]
 
 
 def _prune_batch(
@@ -128,7 +143,7 @@ def _prune_batch(
         .values_list("stream", "first")
     )
     ends = _pruned_ends(batch)
-    allowed = False
+    plans: list[_Plan] = []
     for stream in batch:
         head = heads.get(stream)
         if head is None:
@@ -142,18 +157,78 @@ def _prune_batch(
             elif run in open_runs:
                 result.kept_open += 1
             continue
-        through = blocked[stream] - 1 if stream in blocked else head[0]
-        start, prev = ends.get(stream, (1, ZERO_HASH))
-        if through < start:
-            if stream in blocked:
-                result.held += _held_at(stream, blocked[stream], held)
-            continue
-        if not allowed:
-            _allow_prune()
-            allowed = True
-        _prune_range(stream, start, through, prev, reason, result)
         if stream in blocked:
             result.held += _held_at(stream, blocked[stream], held)
+        through = blocked[stream] - 1 if stream in blocked else head[0]
+        start, prev = ends.get(stream, (1, ZERO_HASH))
+        if through >= start:
+            plans.append(_Plan(stream, start, through, prev))
+    if not plans:
+        return
+    tombstones = _tombstones(plans, reason, result)
+    if not tombstones:
+        return
+    _allow_prune()
+    with transaction.atomic():
+        AuditTombstone.objects.bulk_create(tombstones)
+        ranges = " OR ".join(["(stream = %s AND seq >= %s AND seq <= %s)"] * len(tombstones))
+        params = [v for t in tombstones for v in (t.stream, t.from_seq, t.through_seq)]
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {EVENTS} WHERE {ranges}", params)  # noqa: S608
+    result.streams += len(tombstones)
+    result.events += sum(t.event_count for t in tombstones)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A range of one stream to prune, and the hash its first event must follow."""
+
+    stream: str
+    start: int
+    through: int
+    prev: str
+
+
+def _tombstones(plans: list[_Plan], reason: str, result: PruneResult) -> list[AuditTombstone]:
+    """Read and verify every planned range in one pass; a signed tombstone for each that
+    verifies, and a refusal for each that does not."""
+    ranges = Q()
+    for plan in plans:
+        ranges |= Q(stream=plan.stream, seq__gte=plan.start, seq__lte=plan.through)
+    by_stream = {plan.stream: plan for plan in plans}
+    made = []
+    now = timezone.now()
+    for stream, rows in groupby(event_rows(AuditEvent.objects.filter(ranges)), key=itemgetter(1)):
+        plan = by_stream.pop(stream)
+        expected_seq, expected_prev, count, first_at, last_at = plan.start, plan.prev, 0, None, None
+        for row in rows:
+            seq = row[2]
+            if seq != expected_seq or row[10] != expected_prev or row_hash(row) != row[11]:
+                break
+            count += 1
+            last_at = _when(row[3])
+            first_at = first_at or last_at
+            expected_seq, expected_prev = seq + 1, row[11]
+        if expected_seq != plan.through + 1 or first_at is None or last_at is None:
+            why = f"seq {expected_seq} does not verify; run audit_verify"
+            log.error("audit: not pruning %s: %s", stream, why)
+            result.refused.append((stream, why))
+            continue
+        tombstone = AuditTombstone(
+            stream=stream, from_seq=plan.start, through_seq=plan.through, prev_hash=plan.prev,
+            hash=expected_prev, event_count=count, first_at=first_at, last_at=last_at,
+            pruned_at=now, reason=reason[:200],
+        )  # fmt: skip
+        sign_tombstone(tombstone)
+        made.append(tombstone)
+    for stream, plan in by_stream.items():  # no events at all where some were expected
+        result.refused.append((stream, f"seq {plan.start} is missing; run audit_verify"))
+    return made
+
+
+def _when(created: datetime | str) -> datetime:
+    """An event's time as verification read it (PostgreSQL writes it as text)."""
+    return datetime.fromisoformat(created) if isinstance(created, str) else created
 
 
 def _lock_heads(streams: list[str]) -> dict[str, tuple[int, str]]:
@@ -193,50 +268,3 @@ def _allow_prune() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL bulwark.audit_prune = 'on'")
-
-
-def _prune_range(
-    stream: str, start: int, through: int, prev: str, reason: str, result: PruneResult
-) -> None:
-    """Verify the stream's events `start`..`through`, replace them with a tombstone."""
-    events = AuditEvent.objects.filter(stream=stream, seq__gte=start, seq__lte=through)
-    expected_seq, expected_prev, count = start, prev, 0
-    for row in event_rows(events):
-        seq = row[2]
-        if seq != expected_seq or row[10] != expected_prev or row_hash(row) != row[11]:
-            why = f"seq {expected_seq} does not verify; run audit_verify"
-            log.error("audit: not pruning %s: %s", stream, why)
-            result.refused.append((stream, why))
-            return
-        count += 1
-        expected_seq, expected_prev = seq + 1, row[11]
-    if expected_seq != through + 1:
-        result.refused.append((stream, f"seq {expected_seq} is missing; run audit_verify"))
-        return
-    first_at, last_at = _span(stream, start, through)
-    tombstone = AuditTombstone(
-        stream=stream, from_seq=start, through_seq=through, prev_hash=prev,
-        hash=expected_prev, event_count=count, first_at=first_at, last_at=last_at,
-        pruned_at=timezone.now(), reason=reason[:200],
-    )  # fmt: skip
-    sign_tombstone(tombstone)
-    try:
-        with transaction.atomic():
-            tombstone.save()
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"DELETE FROM {EVENTS} WHERE stream = %s AND seq >= %s AND seq <= %s",  # noqa: S608
-                    [stream, start, through],
-                )
-    except IntegrityError:
-        # Another pass pruned this stream first; what it left is as good.
-        log.info("audit: %s was pruned by another pass at the same time", stream)
-        return
-    result.streams += 1
-    result.events += count
-
-
-def _span(stream: str, start: int, through: int) -> tuple[datetime, datetime]:
-    times = AuditEvent.objects.filter(stream=stream, seq__in=[start, through]).order_by("seq")
-    stamps = list(times.values_list("created_at", flat=True))
-    return stamps[0], stamps[-1]

@@ -9,6 +9,9 @@ Verify: a trail of --events events over many streams is seeded, a digest signed,
 verify_trail (every hash, link, digest and signature) is timed (the aim: at least
 100,000 events a second).
 
+Prune: retention then prunes the whole trail (verifying each range, signing a tombstone
+per stream), against a bare DELETE of a copy of the same rows, stream batch by batch.
+
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bulwark_bench \\
     .venv/bin/python bench/audit.py [--writers 8] [--transactions 1500] [--events 300000]
 """
@@ -221,6 +224,43 @@ def main() -> None:
     best = min(times)
     print(f"verify: {total:,} events in {result.streams_checked:,} streams and "
           f"{result.digests_checked} digests in {best:.2f} s: {total / best:,.0f} events/s (aim >= 100,000)")  # fmt: skip
+    prune_phase()
+
+
+def prune_phase() -> None:
+    """Retention over the whole trail, against deleting the same rows by stream bare."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from audit.models import AuditEvent, AuditStreamHead
+    from audit.retention import STREAMS_PER_BATCH, prune_audit
+
+    streams = list(AuditStreamHead.objects.order_by("stream").values_list("stream", flat=True))
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_events")
+        cursor.execute("CREATE TABLE bench_events AS SELECT * FROM audit_auditevent")
+        cursor.execute("CREATE INDEX ON bench_events (stream, seq)")
+        cursor.execute("ANALYZE bench_events")
+    started = time.perf_counter()
+    for start in range(0, len(streams), STREAMS_PER_BATCH):
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM bench_events WHERE stream = ANY(%s)",
+                           [streams[start : start + STREAMS_PER_BATCH]])  # fmt: skip
+    bare = time.perf_counter() - started
+    total = AuditEvent.objects.count()
+    started = time.perf_counter()
+    result = prune_audit(timezone.now() + timedelta(seconds=1), keep_runs=lambda ids: set(),
+                         reason="bench")  # fmt: skip
+    elapsed = time.perf_counter() - started
+    if result.refused or result.events != total:
+        raise SystemExit(
+            f"bench: pruning left {total - result.events} events: {result.refused[:3]}"
+        )
+    print(f"prune: {result.events:,} events of {result.streams:,} streams in {elapsed:.2f} s "
+          f"({result.events / elapsed:,.0f} events/s, each verified and tombstoned); a bare "
+          f"DELETE of the same rows by stream {bare:.2f} s; ratio {bare / elapsed:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
