@@ -177,7 +177,7 @@ def _check_digests(covering: list[dict[str, Any]], chain: dict[int, str], pruned
         seq = head["seq"]
         # A head in the pruned part can only be checked where a tombstone ends.
         known = pruned.ends.get(seq) if seq <= pruned.through else chain.get(seq)
-        if (seq > pruned.through or known is not None) and known != head["hash"]:
+        if seq < 1 or ((seq > pruned.through or known is not None) and known != head["hash"]):
             raise _Broken(f"{where}: signed {stream} at seq {seq} with hash {head['hash'][:12]}…, "
                           "which is not the bundle's event there (the events were rewritten)")  # fmt: skip
         checked += 1

@@ -1,19 +1,32 @@
 """Legal holds: a run's audit trail kept past retention until the hold is released.
 
 Placing and releasing a hold are events of the run's own stream, so the trail says who
-held it, when and why; and because appending locks the stream's head, a hold placed
-while retention prunes is either seen by the pruning pass or waits for it.
+held it, when and why, and retention reads holds from those events as well as from the
+table (audit.retention.held_runs). Holds change under one lock that each retention batch
+also takes, so a hold placed while a batch is pruned waits for it, then holds.
 """
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from audit.events import record_event
 from audit.models import AuditEvent, AuditStreamHead, AuditTombstone, LegalHold
 
 MAX_REASON = 500
+PLACED = "audit.legal_hold_placed"
+RELEASED = "audit.legal_hold_released"
+HOLD_KINDS = (PLACED, RELEASED)
+# The advisory lock holds and retention share (PostgreSQL; SQLite has one writer anyway).
+_LOCK_KEY = 0x62756C7761726B  # "bulwark"
+
+
+def hold_lock() -> None:
+    """Take the holds' lock for the rest of the caller's transaction."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
 
 
 class HoldError(ValueError):
@@ -25,9 +38,8 @@ def place_hold(run_id: int, *, reason: str, actor: str) -> LegalHold:
     reason = _reason(reason)
     stream = f"run:{run_id}"
     with transaction.atomic():
-        # Lock the head first, as retention does: then a pass pruning this run either
-        # finished before (and the checks below see it) or waits for this hold.
-        if AuditStreamHead.objects.select_for_update().filter(stream=stream).first() is None:
+        hold_lock()
+        if not AuditStreamHead.objects.filter(stream=stream).exists():
             raise HoldError(f"run {run_id} has no audit trail to hold")
         if (
             AuditTombstone.objects.filter(stream=stream).exists()
@@ -52,6 +64,7 @@ def release_hold(run_id: int, *, reason: str, actor: str) -> None:
     """Release a run's hold; its trail is then pruned as any other when it is old enough."""
     reason = _reason(reason)
     with transaction.atomic():
+        hold_lock()
         hold = LegalHold.objects.select_for_update().filter(run_id=run_id).first()
         if hold is None:
             raise HoldError(f"run {run_id} is not on legal hold")

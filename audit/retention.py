@@ -13,6 +13,7 @@ appended to after pruning continues from the tombstone's hash.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,8 +26,11 @@ from django.db import connection, transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
+from audit.digest_verify import Listed, listings
+from audit.digests import make_digest
 from audit.events import EVENTS, record_event
 from audit.hashing import ZERO_HASH, format_timestamp
+from audit.holds import HOLD_KINDS, PLACED, hold_lock
 from audit.models import AuditEvent, AuditStreamHead, AuditTombstone, LegalHold
 from audit.tombstones import sign_tombstone
 from audit.verify import event_rows, row_hash
@@ -67,32 +71,58 @@ def retention_cutoff(now: datetime | None = None) -> datetime | None:
 
 
 def prune_audit(
-    before: datetime, *, keep_runs: KeepRuns, reason: str, actor: str = "system"
+    before: datetime,
+    *,
+    keep_runs: KeepRuns,
+    reason: str,
+    actor: str = "system",
+    dry_run: bool = False,
 ) -> PruneResult:
-    """Prune what may go of the events older than `before`; see the module's docstring."""
+    """Prune what may go of the events older than `before`; see the module's docstring.
+
+    A digest is signed first, so every range pruned is checked against signed heads. Each
+    batch of streams is pruned, and recorded (`audit.pruned`), in its own transaction;
+    a dry run rolls each back, and reports what it would have done.
+    """
     result = PruneResult(before=before)
-    for batch in _candidate_batches(before):
+    batches = _candidate_batches(before)
+    first = next(batches, None)
+    if first is None:
+        return result
+    make_digest()
+    for batch in itertools.chain([first], batches):
         with transaction.atomic():
-            _prune_batch(batch, before, keep_runs, reason, result)
-    if result.events or result.refused:
-        with transaction.atomic():
-            record_event(
-                stream="system",
-                kind="audit.pruned",
-                actor=actor,
-                payload={
-                    "before": format_timestamp(before),
-                    "reason": reason,
-                    "streams": result.streams,
-                    "events": result.events,
-                    "held": result.held,
-                    "kept_open": result.kept_open,
-                    # The first few, to say what to look at: audit_verify names the rest.
-                    "refused": [f"{s}: {why}" for s, why in result.refused[:REFUSALS_LISTED]],
-                    "refused_count": len(result.refused),
-                },
-            )
+            part = PruneResult(before=before)
+            _prune_batch(batch, before, keep_runs, reason, part)
+            if part.events or part.refused:
+                _record(part, reason, actor)
+            if dry_run:
+                transaction.set_rollback(True)
+        result.streams += part.streams
+        result.events += part.events
+        result.held += part.held
+        result.kept_open += part.kept_open
+        result.refused.extend(part.refused)
     return result
+
+
+def _record(part: PruneResult, reason: str, actor: str) -> None:
+    record_event(
+        stream="system",
+        kind="audit.pruned",
+        actor=actor,
+        payload={
+            "before": format_timestamp(part.before),
+            "reason": reason,
+            "streams": part.streams,
+            "events": part.events,
+            "held": part.held,
+            "kept_open": part.kept_open,
+            # The first few, to say what to look at: audit_verify names the rest.
+            "refused": [f"{s}: {why}" for s, why in part.refused[:REFUSALS_LISTED]],
+            "refused_count": len(part.refused),
+        },
+    )
 
 
 def _candidate_batches(before: datetime) -> Iterator[list[str]]:
@@ -123,16 +153,17 @@ def _candidate_batches(before: datetime) -> Iterator[list[str]]:
 def _prune_batch(
     batch: list[str], before: datetime, keep_runs: KeepRuns, reason: str, result: PruneResult
 ) -> None:
+    # Holds are placed and released under the same lock: one placed while this batch is
+    # pruned waits for it, and one placed before is seen below.
+    hold_lock()
     heads = _lock_heads(batch)
-    # Read under the head locks: placing a hold appends to the run's stream, so a hold
-    # placed while this pass runs is either seen here or waits for it to finish.
-    held = set(LegalHold.objects.values_list("run_id", flat=True))
     about = (
         AuditEvent.objects.filter(stream__in=batch, created_at__lt=before, run_id__isnull=False)
         .values_list("run_id", flat=True)
         .distinct()
     )
     mentioned = {run for run in [*about, *map(run_of, batch)] if run is not None}
+    held = held_runs(mentioned)
     open_runs = keep_runs(mentioned - held) if mentioned - held else set()
     kept = held | open_runs
     blocked = dict(
@@ -146,8 +177,7 @@ def _prune_batch(
     plans: list[_Plan] = []
     for stream in batch:
         head = heads.get(stream)
-        if head is None:
-            result.refused.append((stream, "the stream has events but no head row"))
+        if head is None:  # its head was deleted since the batch was listed
             continue
         run = run_of(stream)
         if run is not None and (stream in blocked or run in kept):
@@ -169,12 +199,17 @@ def _prune_batch(
     if not tombstones:
         return
     _allow_prune()
-    with transaction.atomic():
-        AuditTombstone.objects.bulk_create(tombstones)
-        ranges = " OR ".join(["(stream = %s AND seq >= %s AND seq <= %s)"] * len(tombstones))
-        params = [v for t in tombstones for v in (t.stream, t.from_seq, t.through_seq)]
-        with connection.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {EVENTS} WHERE {ranges}", params)  # noqa: S608
+    AuditTombstone.objects.bulk_create(tombstones)
+    ranges = " OR ".join(["(stream = %s AND seq >= %s AND seq <= %s)"] * len(tombstones))
+    params = [v for t in tombstones for v in (t.stream, t.from_seq, t.through_seq)]
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {EVENTS} WHERE {ranges}", params)  # noqa: S608
+        deleted = cursor.rowcount
+    expected = sum(t.event_count for t in tombstones)
+    if deleted != expected:
+        # The batch's transaction rolls back: no tombstone stands for events still there.
+        raise RuntimeError(f"audit: pruning deleted {deleted} events where the tombstones "
+                           f"count {expected}; nothing of this batch was pruned")  # fmt: skip
     result.streams += len(tombstones)
     result.events += sum(t.event_count for t in tombstones)
 
@@ -196,23 +231,37 @@ def _tombstones(plans: list[_Plan], reason: str, result: PruneResult) -> list[Au
     for plan in plans:
         ranges |= Q(stream=plan.stream, seq__gte=plan.start, seq__lte=plan.through)
     by_stream = {plan.stream: plan for plan in plans}
+    listed = listings(by_stream)
     made = []
     now = timezone.now()
     for stream, rows in groupby(event_rows(AuditEvent.objects.filter(ranges)), key=itemgetter(1)):
         plan = by_stream.pop(stream)
+        why = _uncovered(plan, listed.get(stream, []))
+        # Every digest's listing in the range, each of which must be the event there.
+        signed: dict[int, set[str]] = {}
+        for entry in listed.get(stream, []):
+            if plan.start <= entry.seq <= plan.through:
+                signed.setdefault(entry.seq, set()).add(entry.hash)
         expected_seq, expected_prev, count, first_at, last_at = plan.start, plan.prev, 0, None, None
-        for row in rows:
+        for row in rows if why is None else ():
             seq = row[2]
             if seq != expected_seq or row[10] != expected_prev or row_hash(row) != row[11]:
+                why = f"seq {expected_seq} does not verify; run audit_verify"
+                break
+            if signed.get(seq, {row[11]}) != {row[11]}:
+                why = f"seq {seq} is not the event a digest signed; run audit_verify"
                 break
             count += 1
             last_at = _when(row[3])
             first_at = first_at or last_at
             expected_seq, expected_prev = seq + 1, row[11]
-        if expected_seq != plan.through + 1 or first_at is None or last_at is None:
-            why = f"seq {expected_seq} does not verify; run audit_verify"
+        if why is None and (
+            expected_seq != plan.through + 1 or first_at is None or last_at is None
+        ):
+            why = f"seq {expected_seq} is missing; run audit_verify"
+        if why is not None or first_at is None or last_at is None:
             log.error("audit: not pruning %s: %s", stream, why)
-            result.refused.append((stream, why))
+            result.refused.append((stream, why or "no events"))
             continue
         tombstone = AuditTombstone(
             stream=stream, from_seq=plan.start, through_seq=plan.through, prev_hash=plan.prev,
@@ -224,6 +273,30 @@ def _tombstones(plans: list[_Plan], reason: str, result: PruneResult) -> list[Au
     for stream, plan in by_stream.items():  # no events at all where some were expected
         result.refused.append((stream, f"seq {plan.start} is missing; run audit_verify"))
     return made
+
+
+def _uncovered(plan: _Plan, listed: list[Listed]) -> str | None:
+    """Why the range cannot be pruned yet: no signed digest lists the stream at or past its
+    end, so nothing signed would vouch for the hash its tombstone ends on."""
+    if any(entry.seq >= plan.through for entry in listed):
+        return None
+    return f"no digest lists seq {plan.through} or later yet; run audit_digest"
+
+
+def held_runs(run_ids: set[int]) -> set[int]:
+    """Those of the runs on legal hold: by the hold table, or by their trails (a hold
+    placed and not released), so that deleting a hold's row releases nothing."""
+    held = set(LegalHold.objects.filter(run_id__in=run_ids).values_list("run_id", flat=True))
+    last: dict[str, str] = {}
+    for stream, kind in (
+        AuditEvent.objects.filter(stream__in=[f"run:{r}" for r in run_ids], kind__in=HOLD_KINDS)
+        .order_by("stream", "seq")
+        .values_list("stream", "kind")
+    ):
+        last[stream] = kind
+    held.update(run for stream, kind in last.items() if kind == PLACED
+                and (run := run_of(stream)) is not None)  # fmt: skip
+    return held
 
 
 def _when(created: datetime | str) -> datetime:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
 from operator import itemgetter
 from typing import Any, NotRequired, TypedDict
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Exists, Func, OuterRef, QuerySet, TextField
 from django.db.models.functions import Cast
 
@@ -273,6 +274,25 @@ def verify_trail(
     and the digests; with no `streams`, also that no listed stream is gone and that the
     newest digest is recent. Stops at the first problem. Digest problems are reported
     under the stream name DIGESTS, with the digest's number as `seq`."""
+    with _one_snapshot():
+        return _verify_trail(streams, now)
+
+
+@contextmanager
+def _one_snapshot() -> Iterator[None]:
+    """On PostgreSQL, read everything from one snapshot (REPEATABLE READ, read only), so a
+    digest or a retention pass committing meanwhile is seen whole or not at all, never
+    half (the tombstones without the deletions, say) as a false alarm."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
+
+
+def _verify_trail(streams: Iterable[str] | None, now: datetime | None) -> TrailResult:
     chain = verify_digest_chain()
     if chain.problem is not None:
         fault = chain.problem

@@ -245,7 +245,7 @@ def test_events_deleted_behind_a_forged_tombstone_show(settings: Any) -> None:
     problem(stream="run:1", seq=1, reason="which is not trusted here")
 
 
-def test_a_stream_rewritten_before_it_was_pruned_shows_against_the_digest() -> None:
+def test_pruning_refuses_a_stream_rewritten_since_a_digest_signed_it() -> None:
     events = old_run(1)
     make_digest()  # signs run:1 at seq 3 with its real hash
     # Rewritten with fresh hashes, so its own chain verifies and pruning accepts it.
@@ -258,7 +258,25 @@ def test_a_stream_rewritten_before_it_was_pruned_shows_against_the_digest() -> N
                [event.kind, event.prev_hash, event.hash, event.pk])  # fmt: skip
         prev = event.hash
     tamper("UPDATE {heads} SET hash = %s WHERE stream = 'run:1'", [prev])
-    assert prune().events == 3
+    # Its own chain verifies, but not against digest #1: nothing is pruned, so nothing
+    # signed ever vouches for the rewrite.
+    result = prune()
+    assert result.events == 0
+    assert result.refused == [("run:1", "seq 3 is not the event a digest signed; run audit_verify")]
+    problem(stream="run:1", seq=3, digest=1, reason="the stream was rewritten at or before")
+
+
+def test_a_tombstone_over_a_rewritten_stream_shows_against_the_digest() -> None:
+    """Were a rewritten range pruned anyway, the digest's signed head still catches it."""
+    events = old_run(1)
+    make_digest()
+    forged = AuditTombstone(stream="run:1", from_seq=1, through_seq=3, prev_hash=events[0].prev_hash,
+                            hash="0" * 64, event_count=3, first_at=events[0].created_at,
+                            last_at=events[-1].created_at, pruned_at=timezone.now(), reason="x")  # fmt: skip
+    sign_tombstone(forged)  # as retention would have, had it not checked the digests
+    forged.save()
+    tamper("DELETE FROM {table} WHERE stream = 'run:1'")
+    tamper("UPDATE {heads} SET hash = %s WHERE stream = 'run:1'", ["0" * 64])
     problem(stream="run:1", seq=3, digest=1, reason="the stream was rewritten before it was pruned")
 
 
@@ -349,3 +367,56 @@ def test_zero_turns_digests_and_retention_off(tmp_path: Path) -> None:
                           check=False, cwd=Path(__file__).parents[2])  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["0", "0"]
+
+
+def test_deleting_a_holds_row_releases_nothing() -> None:
+    old_run(7, days_ago=900)
+    with time_machine.travel(timezone.now() - timedelta(days=800), tick=True):
+        place_hold(7, reason="case 9", actor="user:auditor")
+    tamper("DELETE FROM audit_legalhold")
+    result = prune()
+    assert (result.events, result.held) == (0, 1)
+    assert AuditEvent.objects.filter(stream="run:7").count() == 4
+
+
+def test_a_batch_is_recorded_with_what_it_pruned_even_if_a_later_batch_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from audit import retention
+
+    monkeypatch.setattr(retention, "STREAMS_PER_BATCH", 1)
+    old_run(1)
+    old_run(2)
+    calls: list[set[int]] = []
+
+    def keep(run_ids: set[int]) -> set[int]:
+        calls.append(run_ids)
+        if len(calls) == 2:
+            raise RuntimeError("the engine's database went away")
+        return set()
+
+    with pytest.raises(RuntimeError, match="went away"):
+        prune(keep)
+    assert not AuditEvent.objects.filter(stream="run:1").exists()
+    assert AuditEvent.objects.filter(stream="run:2").count() == 3
+    recorded = AuditEvent.objects.get(kind="audit.pruned")
+    assert (recorded.payload["streams"], recorded.payload["events"]) == (1, 3)
+
+
+def test_a_range_no_digest_covers_yet_is_not_pruned(monkeypatch: pytest.MonkeyPatch) -> None:
+    from audit import retention
+
+    monkeypatch.setattr(retention, "make_digest", lambda: None)
+    old_run(1)
+    result = prune()
+    assert result.events == 0
+    assert result.refused == [("run:1", "no digest lists seq 3 or later yet; run audit_digest")]
+
+
+def test_a_dry_run_changes_nothing() -> None:
+    old_run(1)
+    result = prune_audit(timezone.now() - RETENTION, keep_runs=keep_none, reason="t", dry_run=True)
+    assert (result.streams, result.events) == (1, 3)
+    assert AuditEvent.objects.filter(stream="run:1").count() == 3
+    assert not AuditTombstone.objects.exists()
+    assert not AuditEvent.objects.filter(kind="audit.pruned").exists()
