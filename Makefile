@@ -3,7 +3,7 @@ PY := .venv/bin/python
 PG_URL ?= postgres://postgres@127.0.0.1:5432/bulwark
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/14
 
-.PHONY: setup run test lint test-sqlite test-postgres bench schema
+.PHONY: setup run test lint test-sqlite test-postgres test-browser bench schema
 
 setup:
 	@bash scripts/setup.sh
@@ -14,20 +14,26 @@ run: setup
 lint: setup
 	.venv/bin/ruff format --check .
 	.venv/bin/ruff check .
-	.venv/bin/mypy config alerts accounts artifacts audit playbooks core integrations common bench manage.py
+	.venv/bin/mypy config web alerts accounts artifacts audit playbooks core integrations common bench manage.py
 	.venv/bin/lint-imports
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
 
 # The suite on the embedded default (SQLite, inline dispatch); end-to-end tests skip themselves.
 test-sqlite: setup
-	env -u DATABASE_URL -u REDIS_URL BULWARK_VAR_DIR=$(CURDIR)/var/test-sqlite .venv/bin/pytest -q
+	env -u DATABASE_URL -u REDIS_URL BULWARK_VAR_DIR=$(CURDIR)/var/test-sqlite .venv/bin/pytest -q -m "not browser"
 
 # The suite on PostgreSQL + Redis, including end-to-end tests with real worker and scheduler processes.
 test-postgres: setup
-	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) BULWARK_VAR_DIR=$(CURDIR)/var/test-postgres .venv/bin/pytest -q
+	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) BULWARK_VAR_DIR=$(CURDIR)/var/test-postgres .venv/bin/pytest -q -m "not browser"
 
-test: lint test-sqlite test-postgres
+# The UI in Debian's chromium (apt-get install chromium) against `standalone` on SQLite;
+# a screenshot of every page lands in var/browser-artifacts/.
+test-browser: setup
+	env -u DATABASE_URL -u REDIS_URL BULWARK_VAR_DIR=$(CURDIR)/var/test-browser BULWARK_BROWSER_TESTS=1 \
+		BULWARK_BROWSER_ARTIFACTS=$(CURDIR)/var/browser-artifacts .venv/bin/pytest -q -m browser tests/browser
+
+test: lint test-sqlite test-postgres test-browser
 
 bench: setup
 	DATABASE_URL=$(PG_URL)_bench REDIS_URL=redis://127.0.0.1:6379/13 $(PY) bench/engine.py

@@ -6,6 +6,7 @@ from pathlib import Path
 import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 # Lets Django's generic classes be subscripted at runtime (ModelAdmin[Model]) for typing.
 django_stubs_ext.monkeypatch()
@@ -90,6 +91,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "accounts",
     "audit",
     "artifacts",
@@ -97,10 +99,15 @@ INSTALLED_APPS = [
     "playbooks",
     "core",
     "alerts",
+    "web",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the UI's own and its vendored libraries) from the app itself, under
+    # gunicorn too, with far-future caching of hashed names.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -123,6 +130,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            "builtins": ["web.templatetags.web_extras"],
         },
     },
 ]
@@ -163,14 +171,33 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# collectstatic fills it for production; WhiteNoise serves from the apps meanwhile.
+STATIC_ROOT.mkdir(exist_ok=True)
 LOGIN_URL = "/login/"
-LOGIN_REDIRECT_URL = "/approvals/"
+LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Django's Content Security Policy: scripts and styles only from this origin (no inline
+# code anywhere in the UI: data reaches scripts as JSON blocks), nothing framed.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+WHITENOISE_USE_FINDERS = True
 # Behind a TLS-terminating proxy (production): secure cookies, HSTS, the proxy's scheme
 # header, and the origins allowed to POST with a session.
 if _env_bool("BULWARK_HTTPS"):
@@ -196,6 +223,10 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.api_errors.json_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
+    # Swagger UI's files from drf-spectacular-sidecar, not a CDN (the CSP allows no other origin).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "TITLE": "Bulwark API",
     "DESCRIPTION": "Incident-response playbooks, runs, connections and audit.",
     "VERSION": "1",

@@ -1,0 +1,308 @@
+"""The UI's pages: who sees what, what each shows, the actions they take, the security
+headers they carry, and that lists cost the same number of queries whatever their length."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client, TestCase
+from django.utils import timezone
+
+from alerts.models import Alert, AlertRun, AlertSource
+from audit.models import LegalHold
+from core.dispatch import InlineDispatcher
+from core.models import Run
+from core.runs import start_run
+from playbooks.models import Playbook, PlaybookVersion
+from tests.core.factories import definition, echo, published_version
+
+pytestmark = pytest.mark.django_db
+
+
+def browser(user: User | None) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def playbook(db: None) -> PlaybookVersion:
+    inputs = {"host": {"type": "string", "required": True, "description": "the host"},
+              "count": {"type": "integer", "default": 2}}  # fmt: skip
+    return published_version(definition(echo("a"), echo("b", "a"), name="ui-playbook",
+                                        inputs=inputs, title="UI playbook"))  # fmt: skip
+
+
+def make_runs(version: PlaybookVersion, n: int, inline: InlineDispatcher) -> list[Run]:
+    """n finished runs (each step's message is sent on commit, which a test fakes)."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        runs = [start_run(playbook=version.playbook, inputs={"host": f"h{i}"}, actor="user:bob")
+                for i in range(n)]  # fmt: skip
+    while inline.drain():
+        pass
+    for run in runs:
+        run.refresh_from_db()
+        assert run.status == "succeeded", run.status
+    return runs
+
+
+PAGES = ["/", "/alerts/", "/runs/", "/runs/new/", "/playbooks/", "/playbooks/ui-playbook/",
+         "/playbooks/ui-playbook/v1/", "/integrations/", "/approvals/"]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_needs_a_login(path: str, playbook: PlaybookVersion) -> None:
+    response = browser(None).get(path)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+@pytest.mark.parametrize("path", [*PAGES, "/audit/"])
+def test_pages_carry_a_strict_csp_and_no_inline_code(
+    path: str, playbook: PlaybookVersion, admin_user: User
+) -> None:
+    response = browser(admin_user).get(path)
+    assert response.status_code == 200, path
+    csp = response["Content-Security-Policy"]
+    assert "script-src 'self'" in csp
+    assert "style-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+    html = response.content.decode()
+    scripts = re.findall(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)[^>]*>", html)
+    assert scripts == [], f"inline scripts on {path}: {scripts}"
+    assert not re.search(r"\sstyle=", html), f"inline style on {path}"
+    assert not re.search(r"\son[a-z]+=", html), f"inline handler on {path}"
+    assert 'href="#main"' in html  # the skip link
+
+
+def test_an_account_without_a_role_sees_nothing(db: None) -> None:
+    nobody = User.objects.create_user("nobody")
+    response = browser(nobody).get("/runs/")
+    assert response.status_code == 403
+    assert b"holds no role" in response.content
+
+
+def test_the_dashboard_counts_what_is_open_and_charts_alerts(
+    playbook: PlaybookVersion, bob: User, inline_dispatch: InlineDispatcher
+) -> None:
+    make_runs(playbook, 2, inline_dispatch)
+    waiting = start_run(playbook=playbook.playbook, inputs={"host": "x"}, actor="user:bob")
+    source = AlertSource.objects.create(slug="edr", auth="none")
+    now = timezone.now()
+    alert = Alert.objects.create(source=source, fingerprint="f", title="Bad thing", severity="high",
+                                 raw={}, first_seen_at=now, last_seen_at=now)  # fmt: skip
+    AlertRun.objects.create(alert=alert, run=waiting, trigger_index=0)
+    page = browser(bob).get("/").content.decode()
+    assert re.search(r'id="open-h">Open runs</h2><p class="figure">1<', page)
+    assert "Alerts per hour, last 24 hours (1)" in page
+    assert f'href="/runs/{waiting.pk}/"' in page
+
+
+def test_starting_a_run_by_hand(playbook: PlaybookVersion, bob: User) -> None:
+    client = browser(bob)
+    form = client.get("/runs/new/?playbook=ui-playbook").content.decode()
+    assert 'id="input-host"' in form
+    assert "the host" in form
+    response = client.post("/runs/new/", {"playbook": "ui-playbook", "input-host": "ws-9",
+                                          "input-count": "5"})  # fmt: skip
+    assert response.status_code == 302
+    run = Run.objects.get()
+    assert response["Location"] == f"/runs/{run.pk}/"
+    assert run.inputs == {"host": "ws-9", "count": 5}
+    assert run.actor == "user:bob"
+
+
+def test_a_run_that_cannot_start_says_where(playbook: PlaybookVersion, bob: User) -> None:
+    response = browser(bob).post("/runs/new/", {"playbook": "ui-playbook", "input-count": "[1"})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "<code>inputs.count</code>: is not valid JSON" in page
+    response = browser(bob).post("/runs/new/", {"playbook": "ui-playbook", "input-count": "3"})
+    assert "<code>inputs.host</code>: is required" in response.content.decode()
+    assert not Run.objects.exists()
+
+
+def test_a_viewer_may_not_start_or_cancel(playbook: PlaybookVersion, dave: User) -> None:
+    assert browser(dave).get("/runs/new/").status_code == 403
+    run = start_run(playbook=playbook.playbook, inputs={"host": "x"}, actor="user:bob")
+    assert browser(dave).post(f"/runs/{run.pk}/cancel/").status_code == 403
+    run.refresh_from_db()
+    assert run.status == "running"
+
+
+def test_a_run_page_shows_graph_steps_timeline_and_actions(
+    playbook: PlaybookVersion, bob: User, inline_dispatch: InlineDispatcher
+) -> None:
+    (run,) = make_runs(playbook, 1, inline_dispatch)
+    page = browser(bob).get(f"/runs/{run.pk}/").content.decode()
+    assert 'data-graph-name="run-graph" data-graph-json=' in page
+    assert "run.succeeded" in page
+    assert "step.succeeded" in page
+    assert "Re-run on the current version" in page
+    assert "Cancel the run" not in page  # finished
+    assert "hx-trigger" not in page  # nothing to poll once finished
+    graph = browser(bob).get(f"/runs/{run.pk}/graph.json").json()
+    assert {n["id"]: n["status"] for n in graph["nodes"]} == {"a": "succeeded", "b": "succeeded"}
+    assert graph["edges"] == [{"source": "a", "target": "b"}]
+    assert graph["terminal"] is True
+
+
+def test_an_open_run_polls_and_can_be_cancelled(playbook: PlaybookVersion, bob: User) -> None:
+    run = start_run(playbook=playbook.playbook, inputs={"host": "x"}, actor="user:bob")
+    client = browser(bob)
+    live = client.get(f"/runs/{run.pk}/live/").content.decode()
+    assert 'hx-trigger="every 2s"' in live
+    graph = client.get(f"/runs/{run.pk}/graph.json").json()
+    assert graph["terminal"] is False
+    assert graph["nodes"][0]["status"] == "queued"
+    response = client.post(f"/runs/{run.pk}/cancel/")
+    assert response.status_code == 302
+    run.refresh_from_db()
+    assert run.status in ("cancelling", "cancelled")
+
+
+def test_re_running_starts_a_new_run_with_the_same_inputs(
+    playbook: PlaybookVersion, bob: User, inline_dispatch: InlineDispatcher
+) -> None:
+    (run,) = make_runs(playbook, 1, inline_dispatch)
+    response = browser(bob).post(f"/runs/{run.pk}/rerun/")
+    again = Run.objects.exclude(pk=run.pk).get()
+    assert response["Location"] == f"/runs/{again.pk}/"
+    assert again.inputs == run.inputs
+
+
+@pytest.mark.parametrize(("path", "many"), [("/runs/", 3), ("/alerts/", 3), ("/", 3)])
+def test_lists_cost_the_same_queries_however_long(
+    path: str, many: int, playbook: PlaybookVersion, bob: User,
+    inline_dispatch: InlineDispatcher, django_assert_num_queries: Any,
+) -> None:  # fmt: skip
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = browser(bob)
+    source = AlertSource.objects.create(slug="edr", auth="none")
+
+    def grow(n: int) -> None:
+        now = timezone.now()
+        for run in make_runs(playbook, n, inline_dispatch):
+            alert = Alert.objects.create(source=source, fingerprint=str(run.pk), title="t",
+                                         severity="high", raw={}, first_seen_at=now, last_seen_at=now)  # fmt: skip
+            AlertRun.objects.create(alert=alert, run=run, trigger_index=0)
+
+    def count() -> int:
+        client.get(path)  # warm per-session caches
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(path).status_code == 200
+        return len(queries)
+
+    grow(2)
+    few = count()
+    grow(many * 5)
+    assert count() == few, f"{path} issues more queries with more rows (N+1)"
+    assert few <= 15
+
+
+def test_a_run_page_costs_the_same_queries_however_many_steps(
+    bob: User, inline_dispatch: InlineDispatcher
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_for(steps: int) -> int:
+        name = f"wide-{steps}"
+        version = published_version(definition(*[echo(f"s{i}") for i in range(steps)], name=name))
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            run = start_run(playbook=version.playbook, actor="user:bob")
+        while inline_dispatch.drain():
+            pass
+        client = browser(bob)
+        client.get(f"/runs/{run.pk}/")
+        with CaptureQueriesContext(connection) as captured:
+            client.get(f"/runs/{run.pk}/")
+        return len(captured)
+
+    assert queries_for(2) == queries_for(12)
+
+
+# Playbooks
+
+
+def test_the_editor_validates_saves_a_draft_and_publishes(alice: User) -> None:
+    client = browser(alice)
+    check = client.post(
+        "/playbooks/check/", {"definition": "name: x\nsteps: []\n"}
+    ).content.decode()
+    assert "problem" in check
+    assert "<code>steps</code>" in check
+    text = "name: fresh\nsteps:\n  - id: one\n    action: util.echo\n    with: {message: hi}\n"
+    preview = client.post("/playbooks/check/", {"definition": text}).content.decode()
+    assert "Valid" in preview
+    assert 'data-graph-name="preview-graph" data-graph-json=' in preview
+    bad = client.post("/playbooks/new/", {"definition": "name: fresh\nsteps: 3\n"})
+    assert bad.status_code == 400
+    assert not Playbook.objects.filter(name="fresh").exists()
+    saved = client.post("/playbooks/new/", {"definition": text})
+    assert saved["Location"] == "/playbooks/fresh/v1/"
+    version = PlaybookVersion.objects.get(playbook__name="fresh")
+    assert version.state == "draft"
+    assert "Every check passes" in client.get("/playbooks/fresh/v1/").content.decode()
+    published = client.post("/playbooks/fresh/v1/publish/")
+    assert published["Location"] == "/playbooks/fresh/"
+    version.refresh_from_db()
+    assert version.state == "published"
+
+
+def test_publishing_shows_the_guardrail(alice: User) -> None:
+    from playbooks.versions import create_playbook
+
+    text = ("name: risky\nsteps:\n  - id: contain\n    action: crowdstrike.contain_host\n"
+            "    with: {device_id: abc}\n")  # fmt: skip
+    create_playbook(definition=text, actor="user:alice")
+    page = browser(alice).get("/playbooks/risky/v1/").content.decode()
+    assert "Publish checks" in page
+    assert 'class="problems"' in page
+    browser(alice).post("/playbooks/risky/v1/publish/")
+    assert PlaybookVersion.objects.get(playbook__name="risky").state == "draft"
+
+
+def test_the_diff_shows_text_and_steps(alice: User, playbook: PlaybookVersion) -> None:
+    published_version(definition(echo("a"), echo("c", "a"), name="ui-playbook"))
+    page = browser(alice).get("/playbooks/ui-playbook/diff/").content.decode()
+    assert "v1 → v2" in page
+    assert "Added: c. Removed: b." in page
+    assert "<del>" in page
+    assert "<ins>" in page
+
+
+def test_only_authors_edit(dave: User, playbook: PlaybookVersion) -> None:
+    assert browser(dave).get("/playbooks/ui-playbook/edit/").status_code == 403
+    assert browser(dave).post("/playbooks/ui-playbook/v1/publish/").status_code == 403
+
+
+# Audit
+
+
+def test_audit_review_filters_verifies_and_holds(
+    carol: User, playbook: PlaybookVersion, inline_dispatch: InlineDispatcher
+) -> None:
+    (run,) = make_runs(playbook, 1, inline_dispatch)
+    client = browser(carol)
+    page = client.get(f"/audit/?run={run.pk}").content.decode()
+    assert "run.created" in page
+    assert f"run:{run.pk}#1" in page
+    assert f"/api/v1/audit/export/?format=jsonl&amp;run={run.pk}" in page
+    verified = client.post("/audit/verify/", {"run": str(run.pk)}, follow=True).content.decode()
+    assert f"Verified run {run.pk}'s trail" in verified
+    client.post("/audit/holds/", {"run": str(run.pk), "reason": "case 7"})
+    assert LegalHold.objects.get().run_id == run.pk
+
+
+def test_audit_review_is_for_auditors(bob: User) -> None:
+    assert browser(bob).get("/audit/").status_code == 403

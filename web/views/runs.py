@@ -1,0 +1,168 @@
+"""Runs: the list, a run's page (graph, units, timeline, approvals, evidence), its live
+parts, starting one by hand, and the actions on it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Prefetch
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts import roles
+from accounts.permissions import actor_for
+from alerts.models import AlertRun
+from artifacts.models import Artifact
+from audit.models import AuditEvent
+from core.approval_models import ApprovalRequest
+from core.engine.state import RunStatus, UnitStatus
+from core.models import Attempt, Run, StepRun
+from core.runs import RunRefused, cancel_run, retry_step, start_run
+from playbooks.models import Playbook, PlaybookVersion
+from web.access import can, needs, page
+from web.graph import run_graph
+from web.run_form import input_fields, read_inputs
+
+PAGE_SIZE = 50
+TIMELINE_LIMIT = 500
+RETRYABLE = (UnitStatus.FAILED, UnitStatus.NEEDS_ATTENTION, UnitStatus.CANCELLED)
+
+
+@page
+def run_list(request: HttpRequest) -> HttpResponse:
+    runs = Run.objects.select_related("playbook", "version").order_by("-created_at", "-id")
+    status = request.GET.get("status", "")
+    playbook = request.GET.get("playbook", "")
+    if status in RunStatus._value2member_map_:
+        runs = runs.filter(status=status)
+    if playbook:
+        runs = runs.filter(playbook__name=playbook)
+    paginator = Paginator(runs, PAGE_SIZE)
+    current = paginator.get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "web/runs.html", {
+        "page": current, "status": status, "playbook": playbook, "query": query.urlencode(),
+        "statuses": [s.value for s in RunStatus],
+        "playbooks": Playbook.objects.order_by("name").values_list("name", flat=True),
+        "can_start": can(request, roles.ANALYST),
+    })  # fmt: skip
+
+
+def _run(pk: int) -> Run:
+    return get_object_or_404(Run.objects.select_related("playbook", "version", "created_by"), pk=pk)
+
+
+def _units(run: Run) -> list[StepRun]:
+    attempts = Prefetch(
+        "attempt_rows", queryset=Attempt.objects.order_by("attempt_group", "number")
+    )
+    units = StepRun.objects.filter(run=run).prefetch_related(attempts)
+    order = {s["id"]: n for n, s in enumerate(run.version.definition.get("steps") or [])}
+    return sorted(
+        units, key=lambda u: (order.get(u.step_id, 1 << 30), u.phase != "main", u.item_index)
+    )
+
+
+def _graph(run: Run) -> dict[str, Any]:
+    units = StepRun.objects.filter(run=run).values_list("step_id", "phase", "status")
+    graph = run_graph(run.version.definition, units)
+    return {**graph, "run": run.pk, "status": run.status, "terminal": run.is_terminal}
+
+
+@page
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run = _run(pk)
+    events = AuditEvent.objects.filter(stream=f"run:{run.pk}").order_by("-seq")
+    timeline = list(events[:TIMELINE_LIMIT])[::-1]
+    link = AlertRun.objects.select_related("alert").filter(run=run).first()
+    return render(request, "web/run.html", {
+        **_live_context(request, run),
+        "graph": _graph(run),
+        "timeline": timeline,
+        "timeline_total": events.count() if len(timeline) == TIMELINE_LIMIT else len(timeline),
+        "artifacts": Artifact.objects.filter(run_id=run.pk).order_by("id"),
+        "alert": link.alert if link is not None else None,
+        "can_export": can(request, roles.ANALYST) or can(request, roles.AUDITOR),
+    })  # fmt: skip
+
+
+def _live_context(request: HttpRequest, run: Run) -> dict[str, Any]:
+    units = _units(run)
+    return {
+        "run": run,
+        "units": units,
+        "can_act": can(request, roles.ANALYST),
+        "retryable": sorted({u.step_id for u in units if u.status in RETRYABLE}),
+        "approvals": ApprovalRequest.objects.filter(run=run)
+        .prefetch_related("decisions__user")
+        .order_by("requested_at", "id"),
+    }
+
+
+@page
+def run_live(request: HttpRequest, pk: int) -> HttpResponse:
+    """The parts of a run's page that change while it runs (htmx polls them)."""
+    return render(request, "web/_run_live.html", _live_context(request, _run(pk)))
+
+
+@page
+def run_graph_json(request: HttpRequest, pk: int) -> JsonResponse:
+    return JsonResponse(_graph(_run(pk)))
+
+
+@needs(roles.ANALYST)
+def run_start(request: HttpRequest) -> HttpResponse:
+    playbooks = Playbook.objects.filter(versions__state=PlaybookVersion.State.PUBLISHED).order_by(
+        "name"
+    )
+    name = request.POST.get("playbook") or request.GET.get("playbook") or ""
+    chosen = playbooks.filter(name=name).first()
+    version = chosen.active_version if chosen is not None else None
+    declared = (version.definition.get("inputs") or {}) if version is not None else {}
+    problems: list[tuple[str, str]] = []
+    if request.method == "POST" and chosen is not None:
+        inputs, problems = read_inputs(declared, request.POST)
+        if not problems:
+            try:
+                run = start_run(playbook=chosen, inputs=inputs, user=request.user,
+                                actor=actor_for(request.user))  # fmt: skip
+            except RunRefused as refused:
+                problems = refused.problems
+            else:
+                messages.success(request, f"Run {run.pk} of {chosen.name} started.")
+                return redirect("web:run", pk=run.pk)
+    posted = request.POST if request.method == "POST" else None
+    return render(request, "web/run_start.html", {
+        "playbooks": playbooks, "chosen": chosen, "fields": input_fields(declared, posted),
+        "problems": problems,
+    }, status=400 if problems else 200)  # fmt: skip
+
+
+@require_POST
+@needs(roles.ANALYST)
+def run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    run = _run(pk)
+    actor = actor_for(request.user)
+    try:
+        if action == "cancel":
+            cancel_run(run=run, actor=actor)
+            messages.success(request, f"Run {run.pk} is being cancelled.")
+        elif action == "retry":
+            step = request.POST.get("step", "")
+            retry_step(run=run, step_id=step, actor=actor)
+            messages.success(request, f"Step {step} of run {run.pk} is being retried.")
+        elif action == "rerun":
+            again = start_run(playbook=run.playbook, inputs=run.inputs, user=request.user,
+                              actor=actor)  # fmt: skip
+            messages.success(request, f"Run {again.pk} started on {run.playbook.name} "
+                             f"v{again.version.number} with run {run.pk}'s inputs.")  # fmt: skip
+            return redirect("web:run", pk=again.pk)
+        else:
+            messages.error(request, f"There is no action {action!r} on a run.")
+    except RunRefused as refused:
+        messages.error(request, refused.message)
+    return redirect("web:run", pk=run.pk)
