@@ -40,6 +40,7 @@ bench: setup
 	DATABASE_URL=$(PG_URL)_bench REDIS_URL=redis://127.0.0.1:6379/13 $(PY) bench/intake.py
 	DATABASE_URL=$(PG_URL)_bench REDIS_URL=redis://127.0.0.1:6379/13 $(PY) bench/approvals.py
 	DATABASE_URL=$(PG_URL)_bench $(PY) bench/audit.py
+	DATABASE_URL=$(PG_URL)_ui_bench $(PY) bench/ui.py
 
 schema: setup
 	$(PY) -m playbooks.schema
