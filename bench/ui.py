@@ -28,6 +28,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 from bench.engine import prepare_database  # noqa: E402
 
 AIM_MS = 300.0
+# Runs' statuses in turn: most succeeded, some failed, open or cancelled.
+STATUSES = ["succeeded", "succeeded", "succeeded", "failed", "running", "waiting_approval",
+            "cancelled"]  # fmt: skip
 DEFINITION = {
     "name": "bench-ui",
     "title": "Bench",
@@ -51,17 +54,16 @@ def seed(runs: int, events: int, alerts: int) -> dict[str, int]:
                {"id": "tell", "needs": ["note"], "action": "util.echo", "with": {"message": "z"}}]}  # fmt: skip
     create_version(playbook=version.playbook, definition=changed, actor="bench")
     source = AlertSource.objects.create(slug="bench-edr", auth="none")
-    statuses = "ARRAY['succeeded','succeeded','succeeded','failed','running','waiting_approval','cancelled']"
     per_run = max(1, events // runs)
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronous_commit = off")
-        cursor.execute(f"""
+        cursor.execute("""
             INSERT INTO core_run (playbook_id, version_id, status, inputs, context, actor,
                                   created_at, finished_at, updated_at)
-            SELECT %s, %s, ({statuses})[1 + g %% 7], '{{"host": "h"}}', '{{}}', 'user:bench',
+            SELECT %s, %s, (%s::text[])[1 + g %% 7], '{"host": "h"}', '{}', 'user:bench',
                    now() - (g || ' seconds')::interval * 6, now() - (g || ' seconds')::interval * 6,
                    now()
-            FROM generate_series(1, %s) g""", [version.playbook_id, version.pk, runs])  # fmt: skip
+            FROM generate_series(1, %s) g""", [version.playbook_id, version.pk, STATUSES, runs])  # fmt: skip
         cursor.execute("""
             INSERT INTO core_steprun (run_id, step_id, item_index, phase, status, attempts,
                 max_attempts, attempt_group, dispatch_token, requests_made, lease_owner, output)
