@@ -24,8 +24,9 @@ from playbooks.validation import Problem, guardrail_problems, validate_definitio
 # Who acts: a user, the anonymous user of an unauthenticated request, or nobody (the CLI).
 AnyUser = User | AnonymousUser | None
 
-# These names are API routes beside /playbooks/{name}/, so no playbook may take them.
-RESERVED_NAMES = frozenset({"validate", "schema"})
+# These names are routes beside /playbooks/{name}/ (the API's, and the UI's editor and
+# its checks), so no playbook may take them.
+RESERVED_NAMES = frozenset({"validate", "schema", "new", "check"})
 
 
 class DefinitionInvalid(Exception):

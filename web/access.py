@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -18,9 +20,17 @@ View = Callable[..., HttpResponse]
 def page(view: View) -> View:
     """A page for any logged-in user holding a role; without one, a page saying so."""
 
-    @login_required
     @functools.wraps(view)
     def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated and request.headers.get("HX-Request"):
+            # An htmx poll after the session expired: send the whole page to the login,
+            # rather than swapping the login form into a part of it.
+            login = f"{settings.LOGIN_URL}?{urlencode({'next': request.headers.get('HX-Current-URL', '/')})}"
+            return HttpResponse(status=204, headers={"HX-Redirect": login})
+        return _logged_in(request, *args, **kwargs)
+
+    @login_required
+    def _logged_in(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not role_names(request.user):
             return refused(request, "your account holds no role; ask an admin for one")
         return view(request, *args, **kwargs)

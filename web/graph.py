@@ -38,12 +38,16 @@ def graph_of(definition: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
     nodes = [{"id": str(s["id"]), "label": str(s.get("title") or s["id"]), "kind": step_kind(s),
               "for_each": "for_each" in s} for s in steps]  # fmt: skip
     edges = [
-        {"source": str(need), "target": str(s["id"])}
-        for s in steps
-        for need in (s.get("needs") or [])
-        if str(need) in ids
+        {"source": need, "target": str(s["id"])} for s in steps for need in _needs(s) if need in ids
     ]
     return {"nodes": nodes, "edges": edges}
+
+
+def _needs(step: Mapping[str, Any]) -> list[str]:
+    """A step's `needs` as drawn: a list of step ids; anything else (an invalid draft in
+    the editor) draws no edge."""
+    needs = step.get("needs")
+    return [n for n in needs if isinstance(n, str)] if isinstance(needs, list) else []
 
 
 def step_statuses(units: Iterable[tuple[str, str, str]]) -> dict[str, str]:

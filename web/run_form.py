@@ -38,6 +38,17 @@ def input_fields(declared: Mapping[str, Mapping[str, Any]],
     return fields
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is too large for a JSON number")
+    return value
+
+
 def read_inputs(
     declared: Mapping[str, Mapping[str, Any]], posted: Mapping[str, str]
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -59,9 +70,11 @@ def read_inputs(
             values[name] = posted[key]
             continue
         try:
-            values[name] = json.loads(raw)
+            values[name] = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
         except json.JSONDecodeError as exc:
             problems.append(
                 (f"inputs.{name}", f"is not valid JSON ({exc.msg}, column {exc.colno})")
             )
+        except ValueError as exc:
+            problems.append((f"inputs.{name}", str(exc)))
     return values, problems

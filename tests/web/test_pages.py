@@ -306,3 +306,90 @@ def test_audit_review_filters_verifies_and_holds(
 
 def test_audit_review_is_for_auditors(bob: User) -> None:
     assert browser(bob).get("/audit/").status_code == 403
+
+
+# Odd input, and what each role may see
+
+
+def test_a_viewer_sees_the_graph_but_not_the_trail(
+    playbook: PlaybookVersion, dave: User, inline_dispatch: InlineDispatcher
+) -> None:
+    (run,) = make_runs(playbook, 1, inline_dispatch)
+    page = browser(dave).get(f"/runs/{run.pk}/").content.decode()
+    assert 'data-graph-name="run-graph"' in page
+    assert "run.created" not in page
+    assert "analysts and auditors see it" in page
+    assert "Download the evidence bundle" not in page
+
+
+@pytest.mark.parametrize("query", ["?run=1.5", "?run=a%2Fb", "?before=%C2%B2", "?run=%C2%B2"])
+def test_odd_audit_filters_are_refused_not_crashed_on(query: str, carol: User) -> None:
+    response = browser(carol).get(f"/audit/{query}")
+    assert response.status_code == 200
+    if "run" in query:
+        assert "must be a run&#x27;s number" in response.content.decode()
+
+
+def test_an_odd_hold_request_says_what_is_wrong(carol: User) -> None:
+    response = browser(carol).post("/audit/holds/", {"run": "²", "reason": "x"}, follow=True)
+    assert "Name the run by its number." in response.content.decode()
+    assert not LegalHold.objects.exists()
+
+
+@pytest.mark.parametrize(("value", "message"), [("NaN", "NaN is not a JSON number"),
+                                                ("1e999", "1e999 is too large")])  # fmt: skip
+def test_inputs_that_are_not_json_numbers_are_refused(
+    value: str, message: str, bob: User, db: None
+) -> None:
+    published_version(definition(echo("a"), name="nums", inputs={"n": {"type": "number"}}))
+    response = browser(bob).post("/runs/new/", {"playbook": "nums", "input-n": value})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Run.objects.exists()
+
+
+def test_the_editor_draws_what_it_can_of_an_invalid_draft(alice: User) -> None:
+    text = "name: odd\nsteps:\n  - id: a\n    needs: 5\n  - id: b\n    needs: ab\n"
+    response = browser(alice).post("/playbooks/check/", {"definition": text})
+    assert response.status_code == 200
+    assert "problems</h2>" in response.content.decode()
+    saved = browser(alice).post("/playbooks/new/", {"definition": text})
+    assert saved.status_code == 400
+
+
+def test_comparing_from_the_first_version(alice: User, playbook: PlaybookVersion) -> None:
+    published_version(definition(echo("a"), name="ui-playbook"))
+    assert browser(alice).get("/playbooks/ui-playbook/diff/?to=1").status_code == 200
+    assert browser(alice).get("/playbooks/ui-playbook/diff/?to=x&from=y").status_code == 200
+
+
+@pytest.mark.parametrize("name", ["new", "check"])
+def test_the_uis_route_names_are_not_playbook_names(name: str, db: None) -> None:
+    from playbooks.versions import DefinitionInvalid, create_playbook
+
+    with pytest.raises(DefinitionInvalid, match="reserved name"):
+        create_playbook(definition={"name": name, "steps": [echo("a")]}, actor="user:alice")
+
+
+def test_a_wide_for_each_is_summed_up_not_listed(
+    bob: User, inline_dispatch: InlineDispatcher
+) -> None:
+    wide = {**echo("fan"), "for_each": list(range(40)), "with": {"message": "{{ item }}"}}
+    version = published_version(definition(wide, name="wide"))
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        run = start_run(playbook=version.playbook, actor="user:bob")
+    while inline_dispatch.drain():
+        pass
+    live = browser(bob).get(f"/runs/{run.pk}/live/").content.decode()
+    assert "more items" in live
+    assert live.count('<tr id="unit-') <= 26
+
+
+def test_an_expired_session_sends_an_htmx_poll_to_the_login(
+    playbook: PlaybookVersion, db: None
+) -> None:
+    run = start_run(playbook=playbook.playbook, inputs={"host": "x"}, actor="user:bob")
+    response = Client().get(f"/runs/{run.pk}/live/", HTTP_HX_REQUEST="true",
+                            HTTP_HX_CURRENT_URL=f"http://testserver/runs/{run.pk}/")  # fmt: skip
+    assert response.status_code == 204
+    assert response["HX-Redirect"].startswith("/login/?next=")

@@ -3,6 +3,7 @@ range), its export, verification, the digests and legal holds."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,22 +22,33 @@ from audit.verify import verify_trail
 from web.access import needs
 
 PAGE_SIZE = 100
+_NUMBER = re.compile(r"[0-9]{1,18}")
 FILTERS = ("run", "stream", "kind", "playbook", "actor", "since", "until")
+
+
+def number(text: str | None) -> int | None:
+    """A run or event number given as text (ASCII digits only), or None."""
+    text = (text or "").strip()
+    return int(text) if _NUMBER.fullmatch(text) else None
 
 
 @needs(roles.AUDITOR)
 def audit_review(request: HttpRequest) -> HttpResponse:
-    wanted = {k: v for k, v in request.GET.items() if k in FILTERS and v}
+    wanted: dict[str, str] = {k: str(v) for k, v in request.GET.items() if k in FILTERS and v}
+    run = number(wanted.get("run"))
     found = AuditEventFilter(wanted, queryset=AuditEvent.objects.all())
-    events = found.qs if found.is_valid() else AuditEvent.objects.none()
+    errors: dict[str, Any] = dict(found.errors)
+    if "run" in wanted and run is None:
+        errors["run"] = ["must be a run's number"]
+    events = found.qs if not errors else AuditEvent.objects.none()
     # Keyset pages, newest first: no COUNT over a trail of millions.
-    before = request.GET.get("before", "")
-    if before.isdigit():
-        events = events.filter(id__lt=int(before))
+    before = number(request.GET.get("before"))
+    if before is not None:
+        events = events.filter(id__lt=before)
     rows = list(events.order_by("-id")[: PAGE_SIZE + 1])
     older = rows[PAGE_SIZE].pk + 1 if len(rows) > PAGE_SIZE else None
     return render(request, "web/audit.html", {
-        "events": rows[:PAGE_SIZE], "filters": wanted, "errors": found.errors,
+        "events": rows[:PAGE_SIZE], "filters": wanted, "errors": errors, "run": run,
         "query": urlencode(wanted), "older": older,
         "digests": AuditDigest.objects.order_by("-seq")[:5],
         "holds": LegalHold.objects.order_by("-placed_at")[:50],
@@ -47,31 +59,31 @@ def audit_review(request: HttpRequest) -> HttpResponse:
 @require_POST
 @needs(roles.AUDITOR)
 def audit_verify(request: HttpRequest) -> HttpResponse:
-    run = request.POST.get("run", "").strip()
-    result = verify_trail([f"run:{run}"] if run.isdigit() else None)
+    run = number(request.POST.get("run"))
+    result = verify_trail([f"run:{run}"] if run is not None else None)
     outcome: dict[str, Any] = {
         "ok": result.ok, "events": result.events_checked, "streams": result.streams_checked,
         "digests": result.digests_checked, "problem": result.first_problem, "run": run,
     }  # fmt: skip
     request.session["audit_verified"] = outcome
-    query = f"?{urlencode({'run': run})}" if run.isdigit() else ""
+    query = f"?{urlencode({'run': run})}" if run is not None else ""
     return redirect(reverse("web:audit") + query)
 
 
 @require_POST
 @needs(roles.AUDITOR)
 def legal_hold(request: HttpRequest) -> HttpResponse:
-    run, reason = request.POST.get("run", ""), request.POST.get("reason", "")
+    run, reason = number(request.POST.get("run")), request.POST.get("reason", "")
     release = request.POST.get("release") == "1"
-    if not run.isdigit():
+    if run is None:
         messages.error(request, "Name the run by its number.")
         return redirect("web:audit")
     try:
         if release:
-            release_hold(int(run), reason=reason, actor=actor_for(request.user))
+            release_hold(run, reason=reason, actor=actor_for(request.user))
             messages.success(request, f"Run {run}'s legal hold is released.")
         else:
-            place_hold(int(run), reason=reason, actor=actor_for(request.user))
+            place_hold(run, reason=reason, actor=actor_for(request.user))
             messages.success(request, f"Run {run}'s audit trail is on legal hold.")
     except HoldError as refused:
         messages.error(request, str(refused))

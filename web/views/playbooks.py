@@ -7,6 +7,7 @@ import contextlib
 from typing import Any
 
 from django.contrib import messages
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -41,7 +42,10 @@ steps:
 @page
 def playbook_list(request: HttpRequest) -> HttpResponse:
     rows = []
-    for playbook in Playbook.objects.prefetch_related("versions").order_by("name"):
+    # The versions' numbers and states only, not every definition of every playbook.
+    listed = PlaybookVersion.objects.only("id", "playbook_id", "number", "state")
+    playbooks = Playbook.objects.prefetch_related(Prefetch("versions", queryset=listed))
+    for playbook in playbooks.order_by("name"):
         versions = list(playbook.versions.all())
         active = next((v for v in versions if v.state == PlaybookVersion.State.PUBLISHED), None)
         rows.append({"playbook": playbook, "active": active, "count": len(versions),
@@ -65,13 +69,18 @@ def _version(playbook: Playbook, number: int) -> PlaybookVersion:
 @page
 def playbook_detail(request: HttpRequest, name: str) -> HttpResponse:
     playbook = _playbook(name)
-    versions = list(playbook.versions.select_related("author", "published_by").order_by("-number"))
+    listed = playbook.versions.select_related("author", "published_by")
+    versions = list(listed.defer("definition", "source_text").order_by("-number"))
     shown = next((v for v in versions if v.state == PlaybookVersion.State.PUBLISHED), None)
     shown = shown or (versions[0] if versions else None)
+    if shown is not None:
+        shown = PlaybookVersion.objects.get(pk=shown.pk)  # the one definition drawn
     return render(request, "web/playbook.html", {
         "playbook": playbook, "versions": versions, "shown": shown,
         "graph": graph_of(shown.definition) if shown else None,
         "can_author": can(request, roles.AUTHOR),
+        "can_start": can(request, roles.ANALYST) and shown is not None
+        and shown.state == PlaybookVersion.State.PUBLISHED,
     })  # fmt: skip
 
 
@@ -96,9 +105,8 @@ def version_diff(request: HttpRequest, name: str) -> HttpResponse:
         messages.info(request, f"{name} has one version: there is nothing to compare yet.")
         return redirect("web:playbook", name=name)
     new_number = _int(request.GET.get("to"), numbers[-1])
-    old_number = _int(
-        request.GET.get("from"), numbers[-2] if new_number == numbers[-1] else new_number - 1
-    )
+    earlier = [n for n in numbers if n < new_number]
+    old_number = _int(request.GET.get("from"), earlier[-1] if earlier else numbers[0])
     old, new = _version(playbook, old_number), _version(playbook, new_number)
     return render(request, "web/diff.html", {
         "playbook": playbook, "old": old, "new": new, "numbers": numbers,

@@ -70,8 +70,13 @@
   function poll(container) {
     window.setTimeout(function () {
       fetch(container.dataset.poll, { credentials: "same-origin", headers: { "Accept": "application/json" } })
-        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (response) {
+          // Redirected (to the login page, once the session expired): stop asking.
+          if (response.redirected) { return { stop: true }; }
+          return response.ok ? response.json() : null;
+        })
         .then(function (graph) {
+          if (graph && graph.stop) { return; }
           if (!graph) { poll(container); return; }
           graph.nodes.forEach(function (n) {
             var node = container.cy.getElementById(n.id);
