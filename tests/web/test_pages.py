@@ -393,3 +393,28 @@ def test_an_expired_session_sends_an_htmx_poll_to_the_login(
                             HTTP_HX_CURRENT_URL=f"http://testserver/runs/{run.pk}/")  # fmt: skip
     assert response.status_code == 204
     assert response["HX-Redirect"].startswith("/login/?next=")
+
+
+def test_the_playbooks_and_audit_pages_cost_the_same_queries_however_long(
+    carol: User, alice: User, inline_dispatch: InlineDispatcher
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def count(user: User, path: str) -> int:
+        client = browser(user)
+        client.get(path)
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(path).status_code == 200
+        return len(captured)
+
+    def grow(n: int, start: int) -> None:
+        for i in range(start, start + n):
+            inputs = {"host": {"type": "string"}}
+            version = published_version(definition(echo("a"), name=f"pb-{i}", inputs=inputs))
+            make_runs(version, 1, inline_dispatch)
+
+    grow(2, 0)
+    few = (count(alice, "/playbooks/"), count(carol, "/audit/"), count(carol, "/runs/"))
+    grow(8, 2)
+    assert (count(alice, "/playbooks/"), count(carol, "/audit/"), count(carol, "/runs/")) == few
