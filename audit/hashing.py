@@ -99,7 +99,27 @@ _STRING: Final[Callable[[str], str]] = getattr(json.encoder, "c_encode_basestrin
     json.encoder.py_encode_basestring
 )
 _DECODER: Final = json.JSONDecoder(parse_float=lambda text: _number(text))
+# The C scanner itself: JSONDecoder.decode wraps it in two whitespace matches the stored
+# text (no surrounding space) does not need, and that costs more than the hash.
+_SCAN: Final[Callable[[str, int], tuple[Any, int]]] = _DECODER.scan_once  # type: ignore[attr-defined]
 _BEYOND_BMP: Final = re.compile(r"\\u[dD][89abAB]|[\U00010000-\U0010FFFF]")
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89abAB]")
+
+
+def _beyond_bmp(text: str) -> bool:
+    """Whether the JSON text may hold a character beyond the BMP: one written out, or a
+    surrogate escape (SQLite stores JSON ASCII-escaped; PostgreSQL writes characters)."""
+    if text.isascii():
+        return "\\u" in text and _SURROGATE_ESCAPE.search(text) is not None
+    return _BEYOND_BMP.search(text) is not None
+
+
+def _decode(text: str) -> Any:
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration:  # leading space, or not JSON: the full decoder says which
+        return _DECODER.decode(text)
+    return value if end == len(text) else _DECODER.decode(text)
 
 
 def _number(text: str) -> int | float:
@@ -121,10 +141,12 @@ def event_hash(*, stream: str, seq: int, created_at: str, actor: str, kind: str,
     The same text as canonical_json of the document, written out field by field in the
     canonical key order: this runs for every event verified, and building and sorting a
     dict for each costs more than the hash itself."""
-    if _BEYOND_BMP.search(payload_text):
+    if payload_text == "{}":
+        payload = "{}"
+    elif _beyond_bmp(payload_text):
         payload = canonical_json(json.loads(payload_text))
     else:
-        payload = _SORTED_ENCODE(_DECODER.decode(payload_text))
+        payload = _SORTED_ENCODE(_decode(payload_text))
     run = "null" if run_id is None else str(run_id)
     text = (f'{{"actor":{_STRING(actor)},"created_at":"{created_at}","kind":{_STRING(kind)},'
             f'"payload":{payload},"playbook":{_text(playbook)},"prev_hash":"{prev_hash}",'

@@ -95,7 +95,7 @@ def verify_chains(
             _, problem = _verify_stream(stream, iter(()), checks)
             if problem is not None:
                 return VerifyResult(False, events_checked, streams_checked, problem)
-    orphan = _first_event_without_head(wanted)
+    orphan = _headless(AuditEvent.objects.all(), wanted, "seq")
     if orphan is not None:
         problem = ChainProblem(
             stream=orphan.stream,
@@ -104,7 +104,7 @@ def verify_chains(
             reason="the stream has events but no head row (the head was deleted)",
         )
         return VerifyResult(False, events_checked, streams_checked + 1, problem)
-    buried = _first_tombstone_without_head(wanted)
+    buried = _headless(AuditTombstone.objects.all(), wanted, "from_seq")
     if buried is not None:
         problem = ChainProblem(
             stream=buried.stream,
@@ -339,19 +339,11 @@ def _head_batches(streams: list[str] | None) -> Iterator[dict[str, AuditStreamHe
         after = batch[-1].stream
 
 
-def _first_tombstone_without_head(streams: list[str] | None) -> AuditTombstone | None:
-    headless = AuditTombstone.objects.filter(
-        ~Exists(AuditStreamHead.objects.filter(stream=OuterRef("stream")))
-    )
+def _headless[R: (AuditEvent, AuditTombstone)](
+    rows: QuerySet[R], streams: list[str] | None, order: str
+) -> R | None:
+    """The first of `rows` (events or tombstones) whose stream has no head row."""
+    headless = rows.filter(~Exists(AuditStreamHead.objects.filter(stream=OuterRef("stream"))))
     if streams is not None:
         headless = headless.filter(stream__in=streams)
-    return headless.order_by("stream", "from_seq").first()
-
-
-def _first_event_without_head(streams: list[str] | None) -> AuditEvent | None:
-    headless = AuditEvent.objects.filter(
-        ~Exists(AuditStreamHead.objects.filter(stream=OuterRef("stream")))
-    )
-    if streams is not None:
-        headless = headless.filter(stream__in=streams)
-    return headless.order_by("stream", "seq").first()
+    return headless.order_by("stream", order).first()
