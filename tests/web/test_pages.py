@@ -418,3 +418,18 @@ def test_the_playbooks_and_audit_pages_cost_the_same_queries_however_long(
     few = (count(alice, "/playbooks/"), count(carol, "/audit/"), count(carol, "/runs/"))
     grow(8, 2)
     assert (count(alice, "/playbooks/"), count(carol, "/audit/"), count(carol, "/runs/")) == few
+
+
+def test_a_long_timeline_points_each_role_to_where_the_rest_is(
+    playbook: PlaybookVersion, bob: User, carol: User, inline_dispatch: InlineDispatcher,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from web.views import runs
+
+    monkeypatch.setattr(runs, "TIMELINE_LIMIT", 3)
+    (run,) = make_runs(playbook, 1, inline_dispatch)
+    analyst = browser(bob).get(f"/runs/{run.pk}/").content.decode()
+    assert "The last 3 of" in analyst
+    assert f"/audit/?run={run.pk}" not in analyst  # that page is the auditors'
+    auditor = browser(carol).get(f"/runs/{run.pk}/").content.decode()
+    assert f'href="/audit/?run={run.pk}"' in auditor

@@ -91,6 +91,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "artifacts": Artifact.objects.filter(run_id=run.pk).order_by("id"),
         "alert": link.alert if link is not None else None,
         "can_export": may_read,
+        "can_audit": can(request, roles.AUDITOR),
     })  # fmt: skip
 
 
