@@ -45,6 +45,8 @@ class LeaseKeeper:
         self.on_lost_database = on_lost_database
         self._held: dict[tuple[int, int], ActionContext] = {}
         self._lock = threading.Lock()
+        # Held while a renewal runs, so release_all can wait for one in flight.
+        self._renewing = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_ok = time.monotonic()
@@ -63,6 +65,8 @@ class LeaseKeeper:
         leases run out): the end of a test whose attempts did not finish."""
         with self._lock:
             self._held.clear()
+        with self._renewing:  # a renewal in flight ends before this returns
+            pass
 
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -98,6 +102,10 @@ class LeaseKeeper:
                     self._fence_all("the database could not be reached to renew leases")
 
     def renew_once(self) -> None:
+        with self._renewing:
+            self._renew_held()
+
+    def _renew_held(self) -> None:
         with self._lock:
             held = dict(self._held)
         if not held:

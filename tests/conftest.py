@@ -103,15 +103,17 @@ def _allow_audit_truncate(sender: object, connection: object, **kwargs: object) 
 connection_created.connect(_allow_audit_truncate)
 
 
-@pytest.fixture(autouse=True)
-def no_lease_outlives_its_test() -> Iterator[None]:
-    """An attempt a test left running must not be renewed during the next test (which may
-    have no database at all): the heartbeat would fail there, credited to that test."""
-    yield
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """No lease a test left held outlives it: released, and any renewal in flight waited
+    for, before the test's fixtures are torn down. A renewal during the next test (which
+    may have no database) would fail there; one during the database flush of a
+    transactional test could deadlock with its TRUNCATE (seen once in CI)."""
     from core import lease
 
     if lease._keeper is not None:
         lease._keeper.release_all()
+    yield
 
 
 @pytest.fixture(autouse=True, scope="session")

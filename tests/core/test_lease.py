@@ -143,3 +143,26 @@ def test_an_attempt_that_overruns_its_timeout_is_no_longer_renewed(
     keeper.renew_once()
     assert ctx.fenced.is_set()
     assert StepRun.objects.get(pk=unit.pk).lease_expires_at == before
+
+
+def test_release_all_waits_for_a_renewal_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    keeper = LeaseKeeper(lease_seconds=120)
+    entered, finish, released = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_renewal() -> None:
+        entered.set()
+        finish.wait(5)
+
+    monkeypatch.setattr(keeper, "_renew_held", slow_renewal)
+    renewing = threading.Thread(target=keeper.renew_once)
+    renewing.start()
+    assert entered.wait(5)
+    releasing = threading.Thread(target=lambda: (keeper.release_all(), released.set()))
+    releasing.start()
+    assert not released.wait(0.3)  # the renewal is still running
+    finish.set()
+    assert released.wait(5)
+    renewing.join(5)
+    releasing.join(5)
