@@ -55,6 +55,14 @@ class PruneResult:
     kept_open: int = 0  # run streams kept because the run is still open
     refused: list[tuple[str, str]] = field(default_factory=list)  # (stream, why)
 
+    def add(self, part: PruneResult) -> None:
+        """Count one batch's outcome into the pass's."""
+        self.streams += part.streams
+        self.events += part.events
+        self.held += part.held
+        self.kept_open += part.kept_open
+        self.refused.extend(part.refused)
+
 
 def run_of(stream: str) -> int | None:
     """The run a run stream ("run:<id>") is of; None for other streams."""
@@ -98,11 +106,7 @@ def prune_audit(
                 _record(part, reason, actor)
             if dry_run:
                 transaction.set_rollback(True)
-        result.streams += part.streams
-        result.events += part.events
-        result.held += part.held
-        result.kept_open += part.kept_open
-        result.refused.extend(part.refused)
+        result.add(part)
     return result
 
 

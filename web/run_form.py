@@ -53,15 +53,15 @@ def read_inputs(
     declared: Mapping[str, Mapping[str, Any]], posted: Mapping[str, str]
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """The posted fields as input values; an empty field is left out (so its default, or
-    "is required", applies). Problems are (path, message) as start_run reports them."""
+    "is required", applies), except a checkbox, which is true or false. Problems are (path, message) as start_run reports them."""
     values: dict[str, Any] = {}
     problems: list[tuple[str, str]] = []
     for name, spec in declared.items():
         kind = spec.get("type", "string")
         key = f"input-{name}"
         if kind == "boolean":
-            if key in posted or spec.get("default") is not None:
-                values[name] = posted.get(key) == "on"
+            # A checkbox is posted only when ticked: unticked is an answer, false.
+            values[name] = posted.get(key) == "on"
             continue
         raw = posted.get(key, "").strip()
         if raw == "":

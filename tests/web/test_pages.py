@@ -433,3 +433,11 @@ def test_a_long_timeline_points_each_role_to_where_the_rest_is(
     assert f"/audit/?run={run.pk}" not in analyst  # that page is the auditors'
     auditor = browser(carol).get(f"/runs/{run.pk}/").content.decode()
     assert f'href="/audit/?run={run.pk}"' in auditor
+
+
+def test_an_unticked_checkbox_is_false_even_for_a_required_input(bob: User, db: None) -> None:
+    inputs = {"force": {"type": "boolean", "required": True}, "dry": {"type": "boolean"}}
+    published_version(definition(echo("a"), name="flags", inputs=inputs))
+    response = browser(bob).post("/runs/new/", {"playbook": "flags", "input-dry": "on"})
+    assert response.status_code == 302, response.content.decode()
+    assert Run.objects.get().inputs == {"force": False, "dry": True}
