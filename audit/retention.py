@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -33,7 +34,7 @@ from audit.hashing import ZERO_HASH, format_timestamp
 from audit.holds import HOLD_KINDS, PLACED, hold_lock
 from audit.models import AuditEvent, AuditStreamHead, AuditTombstone, LegalHold
 from audit.tombstones import sign_tombstone
-from audit.verify import event_rows, row_hash
+from audit.verify import Row, event_rows, row_hash
 
 log = logging.getLogger("bulwark.audit")
 
@@ -238,45 +239,54 @@ def _tombstones(plans: list[_Plan], reason: str, result: PruneResult) -> list[Au
     listed = listings(by_stream)
     made = []
     now = timezone.now()
-    for stream, rows in groupby(event_rows(AuditEvent.objects.filter(ranges)), key=itemgetter(1)):
-        plan = by_stream.pop(stream)
-        why = _uncovered(plan, listed.get(stream, []))
-        # Every digest's listing in the range, each of which must be the event there.
-        signed: dict[int, set[str]] = {}
-        for entry in listed.get(stream, []):
-            if plan.start <= entry.seq <= plan.through:
-                signed.setdefault(entry.seq, set()).add(entry.hash)
-        expected_seq, expected_prev, count, first_at, last_at = plan.start, plan.prev, 0, None, None
-        for row in rows if why is None else ():
-            seq = row[2]
-            if seq != expected_seq or row[10] != expected_prev or row_hash(row) != row[11]:
-                why = f"seq {expected_seq} does not verify; run audit_verify"
-                break
-            if signed.get(seq, {row[11]}) != {row[11]}:
-                why = f"seq {seq} is not the event a digest signed; run audit_verify"
-                break
-            count += 1
-            last_at = _when(row[3])
-            first_at = first_at or last_at
-            expected_seq, expected_prev = seq + 1, row[11]
-        if why is None and (
-            expected_seq != plan.through + 1 or first_at is None or last_at is None
-        ):
-            why = f"seq {expected_seq} is missing; run audit_verify"
-        if why is not None or first_at is None or last_at is None:
-            log.error("audit: not pruning %s: %s", stream, why)
-            result.refused.append((stream, why or "no events"))
-            continue
-        tombstone = AuditTombstone(
-            stream=stream, from_seq=plan.start, through_seq=plan.through, prev_hash=plan.prev,
-            hash=expected_prev, event_count=count, first_at=first_at, last_at=last_at,
-            pruned_at=now, reason=reason[:200],
-        )  # fmt: skip
-        sign_tombstone(tombstone)
-        made.append(tombstone)
+    with closing(event_rows(AuditEvent.objects.filter(ranges))) as events:
+        for stream, rows in groupby(events, key=itemgetter(1)):
+            plan = by_stream.pop(stream)
+            tombstone, why = _range_tombstone(plan, rows, listed.get(stream, []))
+            if tombstone is None:
+                log.error("audit: not pruning %s: %s", stream, why)
+                result.refused.append((stream, why))
+                continue
+            tombstone.pruned_at, tombstone.reason = now, reason[:200]
+            sign_tombstone(tombstone)
+            made.append(tombstone)
     for stream, plan in by_stream.items():  # no events at all where some were expected
         result.refused.append((stream, f"seq {plan.start} is missing; run audit_verify"))
     return made
+
+
+def _range_tombstone(
+    plan: _Plan, rows: Iterator[Row], listed: list[Listed]
+) -> tuple[AuditTombstone | None, str]:
+    """The (unsigned) tombstone of one planned range if its events verify, else why not."""
+    why = _uncovered(plan, listed)
+    if why is not None:
+        return None, why
+    # Every digest's listing in the range, each of which must be the event there.
+    signed: dict[int, set[str]] = {}
+    for entry in listed:
+        if plan.start <= entry.seq <= plan.through:
+            signed.setdefault(entry.seq, set()).add(entry.hash)
+    expected_seq, expected_prev, count = plan.start, plan.prev, 0
+    first_at = last_at = None
+    for row in rows:
+        seq = row[2]
+        if seq != expected_seq or row[10] != expected_prev or row_hash(row) != row[11]:
+            return None, f"seq {expected_seq} does not verify; run audit_verify"
+        if signed.get(seq, {row[11]}) != {row[11]}:
+            return None, f"seq {seq} is not the event a digest signed; run audit_verify"
+        count += 1
+        last_at = _when(row[3])
+        first_at = first_at or last_at
+        expected_seq, expected_prev = seq + 1, row[11]
+    if expected_seq != plan.through + 1 or first_at is None or last_at is None:
+        return None, f"seq {expected_seq} is missing; run audit_verify"
+    tombstone = AuditTombstone(
+        stream=plan.stream, from_seq=plan.start, through_seq=plan.through,
+        prev_hash=plan.prev, hash=expected_prev, event_count=count, first_at=first_at,
+        last_at=last_at,
+    )  # fmt: skip
+    return tombstone, ""
 
 
 def _uncovered(plan: _Plan, listed: list[Listed]) -> str | None:

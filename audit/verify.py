@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Generator, Iterable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
@@ -24,11 +24,13 @@ from audit.digest_verify import (
 )
 from audit.hashing import ZERO_HASH, event_hash, format_timestamp
 from audit.models import AuditEvent, AuditStreamHead, AuditTombstone
+from audit.read_ahead import read_ahead
 from audit.signing import trusted_public_keys
 from audit.tombstones import tombstones_fault, tombstones_of
 
 STREAMS_PER_BATCH = 500
 EVENTS_PER_CHUNK = 2000
+UNREADABLE = "unreadable"  # never a SHA-256 hex digest, so never an event's hash
 
 
 class ChainProblem(TypedDict):
@@ -80,15 +82,15 @@ def verify_chains(
         unseen = dict(heads)
         listed = listings(heads) if digested is not None else {}
         pruned = tombstones_of(heads)
-        events = event_rows(AuditEvent.objects.filter(stream__in=list(heads)))
-        for stream, chain in groupby(events, key=itemgetter(1)):
-            streams_checked += 1
-            checks = _Checks(unseen.pop(stream), listed.get(stream, []), digested,
-                             pruned.get(stream, []))  # fmt: skip
-            checked, problem = _verify_stream(stream, chain, checks)
-            events_checked += checked
-            if problem is not None:
-                return VerifyResult(False, events_checked, streams_checked, problem)
+        with closing(event_rows(AuditEvent.objects.filter(stream__in=list(heads)))) as events:
+            for stream, chain in groupby(events, key=itemgetter(1)):
+                streams_checked += 1
+                checks = _Checks(unseen.pop(stream), listed.get(stream, []), digested,
+                                 pruned.get(stream, []))  # fmt: skip
+                checked, problem = _verify_stream(stream, chain, checks)
+                events_checked += checked
+                if problem is not None:
+                    return VerifyResult(False, events_checked, streams_checked, problem)
         for stream, head in sorted(unseen.items()):
             streams_checked += 1
             checks = _Checks(head, listed.get(stream, []), digested, pruned.get(stream, []))
@@ -141,14 +143,15 @@ class HashedTime(Func):
         return compiler.compile(self.source_expressions[0])
 
 
-def event_rows(events: QuerySet[AuditEvent]) -> Iterator[Row]:
-    """The events as verification reads them (Row), by stream and seq, a chunk at a time."""
-    return (
+def event_rows(events: QuerySet[AuditEvent]) -> Generator[Row]:
+    """The events as verification reads them (Row), by stream and seq, a chunk at a time
+    read ahead while the caller hashes (close it when stopping early)."""
+    rows = (
         events.order_by("stream", "seq")
         .annotate(payload_text=Cast("payload", TextField()), created_text=HashedTime("created_at"))
         .values_list(*_columns())
-        .iterator(chunk_size=EVENTS_PER_CHUNK)
     )
+    return read_ahead(rows, EVENTS_PER_CHUNK)
 
 
 def _columns() -> tuple[str, ...]:
@@ -164,12 +167,15 @@ Row = tuple[
 
 
 def row_hash(row: Row) -> str:
-    """The hash the event read as `row` must have."""
+    """The hash the event read as `row` must have; UNREADABLE if no event could hold it."""
     _, stream, seq, created_at, actor, kind, run_id, step_id, playbook, payload, prev, _ = row
     created = created_at if isinstance(created_at, str) else format_timestamp(created_at)
-    return event_hash(stream=stream, seq=seq, created_at=created, actor=actor, kind=kind,
-                      run_id=run_id, step_id=step_id, playbook=playbook, payload_text=payload,
-                      prev_hash=prev)  # fmt: skip
+    try:
+        return event_hash(stream=stream, seq=seq, created_at=created, actor=actor, kind=kind,
+                          run_id=run_id, step_id=step_id, playbook=playbook,
+                          payload_text=payload, prev_hash=prev)  # fmt: skip
+    except ValueError:  # not JSON (SQLite stores text), or not UTF-8: it was altered
+        return UNREADABLE
 
 
 def _verify_stream(

@@ -34,6 +34,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 from bench.engine import prepare_database  # noqa: E402
 
 RUNS_PER_WRITER = 50
+PARTS = ("engine", "rows", "verify", "prune")
 
 
 def setup_django() -> None:
@@ -169,9 +170,12 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--transactions", type=int, default=1500, help="per writer and phase")
     parser.add_argument("--runs", type=int, default=40, help="engine runs per writer and phase")
-    parser.add_argument("--repeat", type=int, default=3, help="phases of each kind, alternating")
+    parser.add_argument("--repeat", type=int, default=5, help="phases of each kind, alternating")
     parser.add_argument("--events", type=int, default=300_000, help="events to seed for verify")
+    parser.add_argument("--only", choices=PARTS, action="append",
+                        help="run only this part (repeatable); default: all of them")  # fmt: skip
     args = parser.parse_args()
+    parts = args.only or PARTS
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
         raise SystemExit("bench/audit.py needs DATABASE_URL (PostgreSQL)")
@@ -186,12 +190,14 @@ def main() -> None:
 
     publish(ENGINE_PLAYBOOK)
     workloads = [
-        ("engine: runs of 10 steps, each step's transactions as Bulwark commits them",
+        ("engine", "engine: runs of 10 steps, each step's transactions as Bulwark commits them",
          engine_writer, args.runs, "runs/s"),
-        ("rows: one row updated and one inserted a transaction (audit's worst case)",
+        ("rows", "rows: one row updated and one inserted a transaction (audit's worst case)",
          writer, args.transactions, "tx/s"),
     ]  # fmt: skip
-    for label, target, amount, unit in workloads:
+    for part, label, target, amount, unit in workloads:
+        if part not in parts:
+            continue
         append_phase(args.writers, max(1, amount // 5), audited=True, target=target)  # warm up
         plain: list[float] = []
         audited: list[float] = []
@@ -204,14 +210,27 @@ def main() -> None:
               f"ratio {with_audit / without:.2f}")  # fmt: skip
         print(f"  phases without: {', '.join(f'{x:,.1f}' for x in plain)}; "
               f"with: {', '.join(f'{x:,.1f}' for x in audited)}")  # fmt: skip
+        # Each audited phase against the plain one just before it: the machine's speed
+        # drifts between phases (other tenants), less between neighbours.
+        paired = [a / p for p, a in zip(plain, audited, strict=True)]
+        print(f"  paired ratios: {', '.join(f'{x:.2f}' for x in paired)}; "
+              f"median {statistics.median(paired):.2f}")  # fmt: skip
 
+    if "verify" in parts:
+        verify_phase(args.events)
+    if "prune" in parts:
+        prune_phase()
+
+
+def verify_phase(events: int) -> None:
+    """Seed a trail, sign a digest, and time verify_trail over it."""
     from audit.digests import make_digest
     from audit.models import AuditEvent
     from audit.verify import verify_trail
 
     started = time.perf_counter()
-    seed(args.events)
-    print(f"seeded {args.events:,} events in {time.perf_counter() - started:.1f} s")
+    seed(events)
+    print(f"seeded {events:,} events in {time.perf_counter() - started:.1f} s")
     make_digest()
     total = AuditEvent.objects.count()
     times = []
@@ -224,7 +243,6 @@ def main() -> None:
     best = min(times)
     print(f"verify: {total:,} events in {result.streams_checked:,} streams and "
           f"{result.digests_checked} digests in {best:.2f} s: {total / best:,.0f} events/s (aim >= 100,000)")  # fmt: skip
-    prune_phase()
 
 
 def prune_phase() -> None:

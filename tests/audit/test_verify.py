@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 
 from audit.events import NewEvent, record_events
 from audit.models import AuditEvent, AuditStreamHead
@@ -48,6 +49,28 @@ def test_a_tampered_payload_is_found(chains: dict[str, list[AuditEvent]]) -> Non
     assert result.first_problem == {
         "stream": "run:2",
         "seq": 2,
+        "id": victim.pk,
+        "reason": "hash does not match the event's contents (the event was altered)",
+    }
+
+
+@pytest.mark.skipif(connection.vendor == "postgresql", reason="jsonb refuses text not JSON")
+@pytest.mark.parametrize("text", ['{"n": NaN}', '{"n": "\\ud800"}', '{"n": 1'])
+def test_a_payload_no_event_could_hold_is_found_as_altered(
+    chains: dict[str, list[AuditEvent]], text: str
+) -> None:
+    victim = chains["run:1"][2]
+    with connection.cursor() as cursor:  # as an attacker with the file would, past the check
+        cursor.execute("PRAGMA ignore_check_constraints = ON")
+    try:
+        tamper("UPDATE {table} SET payload = {json} WHERE id = %s", [text, victim.pk])
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA ignore_check_constraints = OFF")
+    result = verify_chains()
+    assert result.first_problem == {
+        "stream": "run:1",
+        "seq": 3,
         "id": victim.pk,
         "reason": "hash does not match the event's contents (the event was altered)",
     }
