@@ -174,7 +174,9 @@ def row_hash(row: Row) -> str:
         return event_hash(stream=stream, seq=seq, created_at=created, actor=actor, kind=kind,
                           run_id=run_id, step_id=step_id, playbook=playbook,
                           payload_text=payload, prev_hash=prev)  # fmt: skip
-    except ValueError:  # not JSON (SQLite stores text), or not UTF-8: it was altered
+    # Not JSON (SQLite stores text), not UTF-8, or nested deeper than any event could be
+    # written with: it was altered.
+    except (ValueError, RecursionError):
         return UNREADABLE
 
 

@@ -4,11 +4,12 @@ errors raised to the caller, and nothing left running when the caller stops earl
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import closing
 
 import pytest
 from django.db import DataError, connection, transaction
-from django.db.models import IntegerField
+from django.db.models import IntegerField, QuerySet, TextField
 from django.db.models.expressions import RawSQL
 
 from audit.events import NewEvent, record_events
@@ -101,3 +102,55 @@ def test_event_rows_read_the_verification_columns_in_order() -> None:
         read = list(rows)
     assert [(row[1], row[2]) for row in read] == sorted((row[1], row[2]) for row in read)
     assert all(isinstance(row[9], str) and row[9].startswith("{") for row in read)
+
+
+@on_postgresql
+def test_an_interrupt_while_the_server_works_cancels_the_fetch_at_once() -> None:
+    _events(10)
+    ids = list(AuditEvent.objects.order_by("id").values_list("id", flat=True))
+    slow = RawSQL(  # noqa: S611 (no outside input)
+        f"CASE WHEN {AuditEvent._meta.db_table}.id = %s THEN pg_sleep(20)::text ELSE '' END",
+        [ids[3]],
+        TextField(),
+    )
+    query = AuditEvent.objects.order_by("id").annotate(slow=slow).values_list("id", "slow")
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        _interrupt_while_fetching(query)
+    assert time.monotonic() - started < 10
+    assert _readers() == []
+
+
+def _interrupt_while_fetching(query: QuerySet[AuditEvent, tuple[int, str]]) -> None:
+    with transaction.atomic():
+        rows = read_ahead(query, chunk_size=1, depth=1)
+        next(rows)
+        time.sleep(0.3)  # the thread is now in the FETCH that sleeps
+        rows.throw(KeyboardInterrupt)
+
+
+@on_postgresql
+def test_a_thread_that_cannot_start_leaves_no_cursor_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    _events(5)
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    with pytest.raises(RuntimeError, match="new thread"):
+        next(read_ahead(AuditEvent.objects.values_list("id"), chunk_size=2))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_cursors")
+        assert cursor.fetchone() == (0,)
+
+
+@on_postgresql
+def test_without_server_side_cursors_rows_are_read_on_this_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _events(30)
+    monkeypatch.setitem(connection.settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
+    rows = read_ahead(AuditEvent.objects.order_by("id").values_list("id"), chunk_size=5)
+    next(rows)
+    assert _readers() == []
+    assert len([1, *rows]) == 30
