@@ -10,3 +10,7 @@ class CoreConfig(AppConfig):
 
         configure_broker()
         import core.tasks  # noqa: F401
+        from core.playbook_testing import failing_test_problems
+        from playbooks.versions import add_publish_check
+
+        add_publish_check(failing_test_problems)

@@ -402,7 +402,8 @@ class PlaybookDefinition(_Model):
         str, PlainValidator(_check_timezone), WithJsonSchema({"type": "string"})
     ] = "UTC"
     steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
-    tests: list[dict[str, Any]] = Field(default_factory=list)
+    # Scenarios run on the engine with the actions mocked (playbooks.playbook_tests).
+    tests: list[PlaybookTest] = Field(default_factory=list, max_length=50)
 
     def step(self, step_id: str) -> Step:
         return next(s for s in self.steps if s.id == step_id)
@@ -555,3 +556,9 @@ def canonical_json(definition: Mapping[str, Any] | PlaybookDefinition) -> str:
 def content_hash(definition: Mapping[str, Any] | PlaybookDefinition) -> str:
     """SHA-256 (hex) of the definition's canonical JSON."""
     return hashlib.sha256(canonical_json(definition).encode()).hexdigest()
+
+
+# The tests' models build on this module's types, so they are imported once those exist.
+from playbooks.playbook_tests import PlaybookTest  # noqa: E402
+
+PlaybookDefinition.model_rebuild()

@@ -7,6 +7,7 @@ publishing only moves the life-cycle fields.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -162,14 +163,32 @@ def _create_version(
         return _add_version(playbook=locked, checked=checked, user=user, actor=actor)
 
 
+# Checks an app above this one adds to publishing: core adds the playbook's tests, which
+# need the engine (playbooks cannot import core). Each returns the problems it finds.
+PublishCheck = Callable[[dict[str, Any]], list[Problem]]
+_publish_checks: list[PublishCheck] = []
+
+
+def add_publish_check(check: PublishCheck) -> None:
+    """Refuse publishing a definition for which `check` finds problems (once per check)."""
+    if check not in _publish_checks:
+        _publish_checks.append(check)
+
+
 def publish_problems(definition: dict[str, Any]) -> list[Problem]:
     """Why a definition may not be published now: validation against the current actions and
-    connections, then the guardrail (unless the playbook declares `autonomous: true`)."""
+    connections, then the guardrail (unless the playbook declares `autonomous: true`), then
+    the added checks (its tests)."""
     catalogue = current_catalogue()
     problems = validate_definition(
         definition, catalogue=catalogue, connections=current_connections()
     )
-    return problems or guardrail_problems(definition, catalogue)
+    problems = problems or guardrail_problems(definition, catalogue)
+    for check in _publish_checks:
+        if problems:
+            break
+        problems = check(definition)
+    return problems
 
 
 def publish_version(

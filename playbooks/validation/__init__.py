@@ -22,6 +22,7 @@ from playbooks.validation.problems import ActionInfo, Problem
 from playbooks.validation.steps import StepsView, graph_problems, kind_problems
 from playbooks.validation.structure import structure_problems
 from playbooks.validation.templates import step_template_problems, trigger_problems
+from playbooks.validation.test_refs import test_problems
 
 __all__ = [
     "ActionInfo",
@@ -73,4 +74,5 @@ def validate_definition(
         )
         problems += step_template_problems(view, index, step)
     problems += trigger_problems(data.get("triggers"), data.get("inputs"))
+    problems += test_problems(data)
     return list(dict.fromkeys(problems))

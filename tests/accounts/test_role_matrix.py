@@ -35,6 +35,7 @@ WRITES: dict[tuple[str, str], set[str]] = {
     ("post", "/api/v1/playbooks/{name}/versions/{number}/publish/"): {roles.AUTHOR},
     # Validating stores nothing: anyone who may read playbooks may check a definition.
     ("post", "/api/v1/playbooks/validate/"): set(roles.ROLES),
+    ("post", "/api/v1/playbooks/{name}/versions/{number}/test/"): set(roles.ROLES),
     ("post", "/api/v1/runs/"): {roles.ANALYST},
     ("post", "/api/v1/runs/{id}/cancel/"): {roles.ANALYST},
     ("post", "/api/v1/runs/{id}/steps/{step_id}/retry/"): {roles.ANALYST},

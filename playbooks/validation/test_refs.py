@@ -1,0 +1,115 @@
+"""Save-time checks of a playbook's `tests:` against the playbook they test."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from playbooks.expressions import ExpressionError, check_expression
+from playbooks.validation.problems import Problem
+
+# A mock for one item of a for_each step: `patch[1]`.
+_ITEM = re.compile(r"([a-z][a-z0-9_]{0,62})\[(\d+)\]")
+
+
+@dataclass(frozen=True)
+class _Names:
+    """What a test may name: the steps, the for_each ones, those that can wait for a
+    decision (gates, and actions that ask again), and the actions called."""
+
+    steps: list[str]
+    fan_outs: frozenset[str]
+    asking: frozenset[str]
+    actions: frozenset[str]
+
+    @classmethod
+    def of(cls, definition: Mapping[str, Any]) -> _Names:
+        steps = [s for s in definition.get("steps") or []
+                 if isinstance(s, Mapping) and isinstance(s.get("id"), str)]  # fmt: skip
+        actions = {s["action"] for s in steps if isinstance(s.get("action"), str)}
+        for step in steps:
+            undo = step.get("compensate")
+            if isinstance(undo, Mapping) and isinstance(undo.get("action"), str):
+                actions.add(undo["action"])
+        return cls(
+            steps=[s["id"] for s in steps],
+            fan_outs=frozenset(s["id"] for s in steps if s.get("for_each") is not None),
+            asking=frozenset(s["id"] for s in steps if not s.get("playbook")),
+            actions=frozenset(actions),
+        )
+
+
+def test_problems(definition: Mapping[str, Any]) -> list[Problem]:
+    """What the tests name that the definition does not have: unknown steps and actions,
+    approvals for steps that never ask, expressions that do not parse, repeated names."""
+    tests = definition.get("tests")
+    if not isinstance(tests, list):
+        return []
+    names = _Names.of(definition)
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for index, test in enumerate(tests):
+        if not isinstance(test, Mapping):
+            continue
+        where = f"tests[{index}]"
+        name = test.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                problems.append(Problem(f"{where}.name", f"another test is named {name!r}"))
+            seen.add(name)
+        problems += _mock_problems(where, test, names)
+        expect = test.get("expect")
+        problems += _expect_problems(where, expect if isinstance(expect, Mapping) else {}, names)
+    return problems
+
+
+def _mock_problems(where: str, test: Mapping[str, Any], names: _Names) -> list[Problem]:
+    problems = []
+    for key in _keys(test.get("mocks")):
+        item = _ITEM.fullmatch(key)
+        known = (
+            item.group(1) in names.fan_outs if item else key in names.steps or key in names.actions
+        )
+        if not known:
+            problems.append(Problem(f"{where}.mocks.{key}", _unknown_mock(key, names)))
+    for key in _keys(test.get("approvals")):
+        if key not in names.asking:
+            problems.append(Problem(f"{where}.approvals.{key}", _unknown_step(key, names)))
+    return problems
+
+
+def _expect_problems(where: str, expect: Mapping[str, Any], names: _Names) -> list[Problem]:
+    problems = []
+    for field in ("ran", "skipped"):
+        listed = expect.get(field)
+        for position, key in enumerate(listed if isinstance(listed, list) else []):
+            if isinstance(key, str) and key not in names.steps:
+                problems.append(Problem(f"{where}.expect.{field}[{position}]",
+                                        _unknown_step(key, names)))  # fmt: skip
+    for field in ("statuses", "outputs"):
+        for key in _keys(expect.get(field)):
+            if key not in names.steps:
+                problems.append(Problem(f"{where}.expect.{field}.{key}", _unknown_step(key, names)))
+    for expression in _keys(expect.get("values")):
+        try:
+            check_expression(expression, path=f"{where}.expect.values")
+        except ExpressionError as exc:
+            problems.append(Problem(f"{where}.expect.values", str(exc)))
+    return problems
+
+
+def _keys(value: Any) -> list[str]:
+    return [k for k in value if isinstance(k, str)] if isinstance(value, Mapping) else []
+
+
+def _unknown_step(key: str, names: _Names) -> str:
+    return f"no step {key!r} in this playbook (steps: {', '.join(names.steps)})"
+
+
+def _unknown_mock(key: str, names: _Names) -> str:
+    return (f"no step or action {key!r} in this playbook: a mock is for a step id "
+            f"({', '.join(names.steps)}), one item of a for_each step (such as "
+            f"{next(iter(sorted(names.fan_outs)), 'step')}[0]), or an action it calls "
+            f"({', '.join(sorted(names.actions))})")  # fmt: skip
