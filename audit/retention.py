@@ -90,9 +90,19 @@ def prune_audit(
     """Prune what may go of the events older than `before`; see the module's docstring.
 
     A digest is signed first, so every range pruned is checked against signed heads. Each
-    batch of streams is pruned, and recorded (`audit.pruned`), in its own transaction;
-    a dry run rolls each back, and reports what it would have done.
+    batch of streams is pruned, and recorded (`audit.pruned`), in its own transaction.
+    A dry run does all of it, the digest included, in one transaction it then undoes, and
+    reports what it would have done: it leaves nothing behind.
     """
+    if not dry_run:
+        return _prune(before, keep_runs, reason, actor)
+    with transaction.atomic():
+        result = _prune(before, keep_runs, reason, actor)
+        transaction.set_rollback(True)
+    return result
+
+
+def _prune(before: datetime, keep_runs: KeepRuns, reason: str, actor: str) -> PruneResult:
     result = PruneResult(before=before)
     batches = _candidate_batches(before)
     first = next(batches, None)
@@ -105,8 +115,6 @@ def prune_audit(
             _prune_batch(batch, before, keep_runs, reason, part)
             if part.events or part.refused:
                 _record(part, reason, actor)
-            if dry_run:
-                transaction.set_rollback(True)
         result.add(part)
     return result
 

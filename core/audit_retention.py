@@ -15,7 +15,9 @@ from django.conf import settings
 from audit.retention import PruneResult, prune_audit, retention_cutoff
 from core.models import Run
 
-_last_pass: float | None = None
+# When this process's next pass is due (time.monotonic()); None: at the next sweep.
+_next_pass: float | None = None
+RETRY_SECONDS = 300.0
 
 
 def open_runs(run_ids: set[int]) -> set[int]:
@@ -34,10 +36,16 @@ def prune_expired(now: datetime | None = None, *, actor: str = "system") -> Prun
 
 
 def prune_if_due() -> PruneResult | None:
-    """A retention pass, if none ran in this process for the check interval."""
-    global _last_pass
+    """A retention pass, if none ran in this process for the check interval.
+
+    A pass that fails is tried again after RETRY_SECONDS (or the interval, if shorter),
+    not a whole interval later, nor at every sweep."""
+    global _next_pass
     now = time.monotonic()
-    if _last_pass is not None and now - _last_pass < settings.BULWARK_AUDIT_RETENTION_CHECK_SECONDS:
+    if _next_pass is not None and now < _next_pass:
         return None
-    _last_pass = now
-    return prune_expired()
+    interval = settings.BULWARK_AUDIT_RETENTION_CHECK_SECONDS
+    _next_pass = now + min(RETRY_SECONDS, interval)
+    result = prune_expired()
+    _next_pass = now + interval
+    return result

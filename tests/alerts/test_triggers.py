@@ -142,3 +142,29 @@ def test_alerts_of_a_source_no_trigger_names_are_closed_by_the_scheduler_in_bulk
     sweep()
     assert None not in set(Alert.objects.values_list("triggered_at", flat=True))
     assert not Run.objects.exists()
+
+
+def test_the_library_playbook_contains_the_host_a_recorded_falcon_detection_names(
+    encryption_keys: list[str], inline_dispatch: InlineDispatcher
+) -> None:
+    """The demo playbook's trigger reads Falcon's flattened `data` keys, as the webhook sends them."""
+    from pathlib import Path
+
+    from playbooks.versions import import_definition
+
+    library = Path(__file__).resolve().parents[2] / "playbooks" / "library"
+    import_definition(definition=(library / "contain-compromised-host.yaml").read_text(),
+                      publish=True, actor="system:test")  # fmt: skip
+    create_source(slug="crowdstrike-detections", format="crowdstrike", auth="bearer",
+                  secret=SECRET, actor="user:alice")  # fmt: skip
+    body = (Path(__file__).parent / "payloads" / "crowdstrike_detection.json").read_text()
+    answer = Client().post("/api/v1/hooks/crowdstrike-detections/", body,
+                           content_type="application/json",
+                           headers={"Authorization": f"Bearer {SECRET}"})  # fmt: skip
+    assert answer.status_code == 202, answer.content
+    assert Alert.objects.get().trigger_errors == []
+    (run,) = Run.objects.all()
+    assert run.inputs["host_id"] == "4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f90"
+    assert (
+        run.inputs["sha256"] == "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
+    )

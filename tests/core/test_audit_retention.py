@@ -15,7 +15,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from audit.bundle_verify import verify_bundle
-from audit.models import AuditEvent, AuditTombstone
+from audit.models import AuditDigest, AuditEvent, AuditTombstone
 from audit.signing import current_public_key
 from audit.verify import verify_chains
 from core import audit_retention, reconciler
@@ -61,6 +61,9 @@ def test_audit_prune_prunes_finished_runs_and_keeps_open_ones(
         assert "kept 0 for legal holds and 1 open runs" in out
         assert trail(done) == before
         assert not AuditTombstone.objects.exists()
+        # It leaves nothing behind: no digest, no audit.pruned event.
+        assert not AuditDigest.objects.exists()
+        assert not AuditEvent.objects.filter(kind="audit.pruned").exists()
         call_command("audit_prune")
         assert capsys.readouterr().out.startswith("audit: pruned ")
     assert trail(done) == 0
@@ -98,13 +101,40 @@ def test_the_scheduler_prunes_once_per_interval(
     monkeypatch: pytest.MonkeyPatch, settings: Any, db: None
 ) -> None:
     passes: list[object] = []
-    monkeypatch.setattr(audit_retention, "_last_pass", None)
+    clock = [1000.0]
+    monkeypatch.setattr(audit_retention, "_next_pass", None)
     monkeypatch.setattr(audit_retention, "prune_expired", lambda: passes.append(1))
+    monkeypatch.setattr(audit_retention.time, "monotonic", lambda: clock[0])
     settings.BULWARK_AUDIT_RETENTION_CHECK_SECONDS = 3600
     reconciler.sweep()
     reconciler.sweep()
     assert passes == [1]
-    monkeypatch.setattr(audit_retention, "_last_pass", 0.0)
-    monkeypatch.setattr(audit_retention.time, "monotonic", lambda: 3601.0)
+    clock[0] += 3599
+    reconciler.sweep()
+    assert passes == [1]
+    clock[0] += 1
     reconciler.sweep()
     assert passes == [1, 1]
+
+
+def test_a_failed_pass_is_tried_again_after_five_minutes_not_an_hour(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    clock, calls = [1000.0], []
+
+    def failing() -> None:
+        calls.append(clock[0])
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(audit_retention, "_next_pass", None)
+    monkeypatch.setattr(audit_retention, "prune_expired", failing)
+    monkeypatch.setattr(audit_retention.time, "monotonic", lambda: clock[0])
+    settings.BULWARK_AUDIT_RETENTION_CHECK_SECONDS = 3600
+    with pytest.raises(RuntimeError):
+        audit_retention.prune_if_due()
+    clock[0] += 299
+    assert audit_retention.prune_if_due() is None  # not at every sweep
+    clock[0] += 1
+    with pytest.raises(RuntimeError):
+        audit_retention.prune_if_due()
+    assert calls == [1000.0, 1300.0]

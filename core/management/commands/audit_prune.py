@@ -23,8 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=int, help="prune events older than this many days "
                             "instead of BULWARK_AUDIT_RETENTION_DAYS")  # fmt: skip
         parser.add_argument("--dry-run", action="store_true",
-                            help="report what would be pruned and change nothing (but sign "
-                            "a digest, as the scheduler would)")  # fmt: skip
+                            help="report what would be pruned and change nothing")  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
         days = (
