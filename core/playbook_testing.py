@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import pydantic
+
 from core.engine.test_runner import LocalAction, TestResult, run_playbook_tests
 from integrations.registry import load_actions
 from playbooks.validation import Problem
@@ -28,8 +30,22 @@ def run_definition_tests(definition: Mapping[str, Any]) -> list[TestResult]:
         n for n, s in actions.items() if s.side_effect != "read" and not s.idempotent
     )
     destructive = frozenset(n for n, s in actions.items() if s.side_effect == "destructive")
+
+    def check_inputs(name: str, inputs: Any) -> str | None:
+        spec = actions.get(name)
+        if spec is None:
+            return None
+        try:
+            spec.input_model.model_validate(inputs)
+        except pydantic.ValidationError as exc:
+            return f"invalid inputs for {name}: " + "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(inputs)'}: {err['msg']}"
+                for err in exc.errors()
+            )
+        return None
+
     return run_playbook_tests(definition, destructive=destructive, unsafe_to_repeat=unsafe,
-                              local=LOCAL_ACTIONS)  # fmt: skip
+                              local=LOCAL_ACTIONS, check_inputs=check_inputs)  # fmt: skip
 
 
 def failing_test_problems(definition: Mapping[str, Any]) -> list[Problem]:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from core.engine.advance import EngineError, advance_all, claim, new_run_state
 from core.engine.builder import Builder
 from core.engine.events import Event, RetryDue, Start, UnitFailed, UnitSucceeded, Vote
@@ -42,7 +44,8 @@ MAX_DECISIONS = 10_000
 _SHOWN_CHARS = 200
 
 LocalAction = Callable[[Any], Any]
-NOT_RUN = frozenset({UnitStatus.PENDING, UnitStatus.SKIPPED, UnitStatus.CANCELLED})
+# Why an action refuses the inputs rendered for it (as the real call would), or None.
+InputCheck = Callable[[str, Any], str | None]
 
 
 @dataclass(frozen=True)
@@ -71,19 +74,36 @@ def run_playbook_tests(
     destructive: frozenset[str] = frozenset(),
     unsafe_to_repeat: frozenset[str] = frozenset(),
     local: Mapping[str, LocalAction] | None = None,
+    check_inputs: InputCheck | None = None,
 ) -> list[TestResult]:
     """Run every test of a validated definition; [] when it has none."""
-    tests = [PlaybookTest.model_validate(t) for t in definition.get("tests") or []]
+    tests = []
+    for index, raw in enumerate(definition.get("tests") or []):
+        try:
+            tests.append(PlaybookTest.model_validate(raw))
+        except ValidationError as exc:  # stored before tests: had a format
+            first = exc.errors()[0]
+            where = ".".join([f"tests[{index}]", *(str(part) for part in first["loc"])])
+            return [TestResult("(the tests)", (f"the tests do not parse: {where}: {first['msg']}",),
+                               "not started", {})]  # fmt: skip
     if not tests:
         return []
     plan = build_plan(definition, destructive=destructive, unsafe_to_repeat=unsafe_to_repeat)
-    return [_run_one(plan, definition, test, local or {}) for test in tests]
+    roles = _Roles(local or {}, check_inputs or (lambda action, inputs: None))
+    return [_run_one(plan, definition, test, roles) for test in tests]
+
+
+@dataclass(frozen=True)
+class _Roles:
+    """What the shell lends the player: actions to run for real, and the inputs check."""
+
+    local: Mapping[str, LocalAction]
+    check_inputs: InputCheck
 
 
 def _run_one(
-    plan: RunPlan, definition: Mapping[str, Any], test: PlaybookTest,
-    local: Mapping[str, LocalAction],
-) -> TestResult:  # fmt: skip
+    plan: RunPlan, definition: Mapping[str, Any], test: PlaybookTest, roles: _Roles
+) -> TestResult:
     context = {"alert": test.alert} if test.alert is not None else {}
     given, refused = _given_inputs(definition, test, context)
     if refused is not None:
@@ -93,7 +113,7 @@ def _run_one(
         refusals = tuple(f"{path}: {message}" if path else message for path, message in problems)
         return TestResult(test.name, refusals, "not started", {})
     state = new_run_state(plan, run_id=1, inputs=inputs, context=context)
-    player = _Player(plan, test, local)
+    player = _Player(plan, test, roles)
     try:
         state = player.play(state)
     except EngineError as exc:  # a playbook the engine cannot run as the test drives it
@@ -129,8 +149,8 @@ def _given_inputs(
 class _Player:
     """Plays the shell's and the vendors' parts for one test's run."""
 
-    def __init__(self, plan: RunPlan, test: PlaybookTest, local: Mapping[str, LocalAction]):
-        self.plan, self.test, self.local = plan, test, local
+    def __init__(self, plan: RunPlan, test: PlaybookTest, roles: _Roles):
+        self.plan, self.test, self.roles = plan, test, roles
         self.now = START_TIME
         self.failures: list[str] = []
         self._calls: Counter[tuple[UnitKey, str]] = Counter()
@@ -164,8 +184,11 @@ class _Player:
         votes = self._votes(state)
         if votes:
             return state, votes
+        # A request with no deadline only reminds people: it waits for them, as the run
+        # stops here to (its reminders would never end).
         due = [u for u in state.units.values()
-               if u.status in TIMED_UNIT and u.next_attempt_at is not None]  # fmt: skip
+               if u.status in TIMED_UNIT and u.next_attempt_at is not None
+               and not (u.status == UnitStatus.WAITING_APPROVAL and _no_deadline(u))]  # fmt: skip
         if not due:
             return None
         first = min(due, key=lambda u: (u.next_attempt_at or 0.0, u.key))
@@ -185,10 +208,14 @@ class _Player:
         else:  # the item's own mock, else the step's, else the action's
             mock = mocks.get(str(key)) if key.item >= 0 else None
             mock = mock or mocks.get(step.id) or mocks.get(action)
+        inputs = resolved(unit.inputs)
+        refused = self.roles.check_inputs(action, inputs) if action else None
+        if refused is not None:  # the action would refuse them before any call
+            return UnitFailed(key, ErrorInfo(refused, kind="validation"))
         if mock is not None:
             return self._mocked(key, action, mock)
-        if action in self.local:
-            return UnitSucceeded(key, self.local[action](resolved(unit.inputs)))
+        if action in self.roles.local:
+            return UnitSucceeded(key, self.roles.local[action](inputs))
         if compensating:  # an undo nobody mocked is taken to work
             return UnitSucceeded(key, None)
         self.failures.append(
@@ -210,10 +237,16 @@ class _Player:
     def _votes(self, state: RunState) -> list[Event]:
         """The test's decision on the first request it has one for."""
         for key, unit in state.units.items():
-            decision = self.test.approvals.get(key.step)
-            if unit.status != UnitStatus.WAITING_APPROVAL or decision is None:
+            if unit.status != UnitStatus.WAITING_APPROVAL:
                 continue
             request = unit.progress if isinstance(unit.progress, dict) else {}
+            # A step asking again (its inputs changed) asks under its gate's policy: the
+            # test's decision for the gate answers it too.
+            decision = self.test.approvals.get(key.step) or self.test.approvals.get(
+                str(request.get("gate") or "")
+            )
+            if decision is None:
+                continue
             number = int(request.get("request", unit.requests_made))
             if decision == "reject":
                 return [Vote(key, number, "test:approver-1", approve=False, channel="test")]
@@ -233,8 +266,8 @@ def _check(plan: RunPlan, state: RunState, test: PlaybookTest) -> list[str]:
         failures.append(f"expected the run to end {expect.outcome}, but it is "
                         f"{state.status.value}{_why(plan, state)}")  # fmt: skip
     for step_id in expect.ran:
-        unit = state.step_unit(step_id)
-        if unit.status in NOT_RUN:
+        if not _ran(plan, state, step_id):
+            unit = state.step_unit(step_id)
             failures.append(f"expected step {step_id} to run, but it is {_status(unit)}")
     for step_id in expect.skipped:
         unit = state.step_unit(step_id)
@@ -246,7 +279,7 @@ def _check(plan: RunPlan, state: RunState, test: PlaybookTest) -> list[str]:
             failures.append(f"expected step {step_id} to be {status}, but it is {_status(unit)}")
     for step_id, output in expect.outputs.items():
         actual = resolved(state.step_unit(step_id).output)
-        if actual != output:
+        if not _same(actual, output):
             failures.append(f"expected the output of step {step_id} to be {_shown(output)}, "
                             f"but it is {_shown(actual)}")  # fmt: skip
     context = _final_context(plan, state)
@@ -256,11 +289,31 @@ def _check(plan: RunPlan, state: RunState, test: PlaybookTest) -> list[str]:
         except ExpressionError as exc:
             failures.append(f"expected {expression} to be {_shown(value)}, but it fails: {exc}")
             continue
-        if actual != value:
+        if not _same(actual, value):
             failures.append(
                 f"expected {expression} to be {_shown(value)}, but it is {_shown(actual)}"
             )
     return failures
+
+
+def _ran(plan: RunPlan, state: RunState, step_id: str) -> bool:
+    """Whether the step did its work: an attempt was made (for a for_each step, by one of
+    its items), or for a gate, people were asked."""
+    unit = state.step_unit(step_id)
+    if plan.step(step_id).kind == "approval":
+        return unit.requests_made > 0
+    return unit.attempts > 0 or any(item.attempts > 0 for item in state.items_of(step_id))
+
+
+def _no_deadline(unit: Any) -> bool:
+    return isinstance(unit.progress, dict) and unit.progress.get("deadline") is None
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    """Equal as JSON values are: true is not 1, and 1.0 is not 1."""
+    return json.dumps(actual, sort_keys=True, default=str) == json.dumps(
+        expected, sort_keys=True, default=str
+    )
 
 
 def _final_context(plan: RunPlan, state: RunState) -> dict[str, Any]:

@@ -16,12 +16,13 @@ _ITEM = re.compile(r"([a-z][a-z0-9_]{0,62})\[(\d+)\]")
 
 @dataclass(frozen=True)
 class _Names:
-    """What a test may name: the steps, the for_each ones, those that can wait for a
-    decision (gates, and actions that ask again), and the actions called."""
+    """What a test may name: the steps, the for_each ones, the approval gates (a step
+    that asks again asks under its gate, so the gate's decision answers it too), and the
+    actions called."""
 
     steps: list[str]
     fan_outs: frozenset[str]
-    asking: frozenset[str]
+    gates: frozenset[str]
     actions: frozenset[str]
 
     @classmethod
@@ -36,7 +37,7 @@ class _Names:
         return cls(
             steps=[s["id"] for s in steps],
             fan_outs=frozenset(s["id"] for s in steps if s.get("for_each") is not None),
-            asking=frozenset(s["id"] for s in steps if not s.get("playbook")),
+            gates=frozenset(s["id"] for s in steps if s.get("approval") is not None),
             actions=frozenset(actions),
         )
 
@@ -74,9 +75,14 @@ def _mock_problems(where: str, test: Mapping[str, Any], names: _Names) -> list[P
         )
         if not known:
             problems.append(Problem(f"{where}.mocks.{key}", _unknown_mock(key, names)))
+        elif key in names.gates:
+            problems.append(Problem(f"{where}.mocks.{key}", f"{key} is an approval gate, "
+                                    "which calls nothing: decide it under approvals:"))  # fmt: skip
     for key in _keys(test.get("approvals")):
-        if key not in names.asking:
-            problems.append(Problem(f"{where}.approvals.{key}", _unknown_step(key, names)))
+        if key not in names.gates:
+            gates = ", ".join(sorted(names.gates)) or "none"
+            problems.append(Problem(f"{where}.approvals.{key}",
+                                    f"no approval gate {key!r} in this playbook (gates: {gates})"))  # fmt: skip
     return problems
 
 
@@ -88,6 +94,14 @@ def _expect_problems(where: str, expect: Mapping[str, Any], names: _Names) -> li
             if isinstance(key, str) and key not in names.steps:
                 problems.append(Problem(f"{where}.expect.{field}[{position}]",
                                         _unknown_step(key, names)))  # fmt: skip
+    ran, skipped = expect.get("ran"), expect.get("skipped")
+    if isinstance(ran, list) and isinstance(skipped, list):
+        for key in sorted(
+            {k for k in ran if isinstance(k, str)} & {k for k in skipped if isinstance(k, str)}
+        ):
+            problems.append(
+                Problem(f"{where}.expect.skipped", f"{key} cannot both run and be skipped")
+            )
     for field in ("statuses", "outputs"):
         for key in _keys(expect.get(field)):
             if key not in names.steps:

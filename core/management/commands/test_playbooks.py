@@ -64,7 +64,7 @@ def _stored(name: str | None, number: int | None) -> list[tuple[str, dict[str, A
     targets = []
     for playbook in playbooks:
         versions = playbook.versions.order_by("-number")
-        version = versions.filter(number=number).first() if number else versions.first()
+        version = versions.filter(number=number).first() if number is not None else versions.first()
         if version is None:
             raise CommandError(f"playbook {playbook.name} has no version {number}")
         targets.append((f"{playbook.name} v{version.number}", version.definition))

@@ -234,3 +234,67 @@ def _catalogue() -> Any:
     from playbooks.catalogue import current_catalogue
 
     return current_catalogue()
+
+
+ECHO: dict[str, Any] = {
+    "name": "echo",
+    "inputs": {"n": {"type": "integer", "default": 5}},
+    "on_failure": "continue",
+    "steps": [
+        {"id": "say", "action": "util.echo", "with": {"message": "hi", "data": "{{ inputs.n }}"}},
+        {"id": "count", "action": "util.echo", "with": {"data": {"count": "{{ inputs.n }}"}}},
+        {"id": "broken", "needs": ["count"], "action": "util.echo",
+         "with": {"message": "{{ steps.count.output.nosuch.deeper }}"}},
+    ],
+}  # fmt: skip
+
+
+def test_inputs_the_action_would_refuse_fail_the_step_as_in_a_real_run() -> None:
+    result = _run({"expect": {"statuses": {"say": "failed", "count": "succeeded"}}}, ECHO)
+    assert result.passed, result.failures
+    failed = _run({"expect": {"outcome": "succeeded"}}, ECHO)
+    assert failed.failures[0].startswith("expected the run to end succeeded, but it is failed "
+                                         "(step say is failed: invalid inputs for util.echo: data")  # fmt: skip
+
+
+def test_a_step_that_failed_before_calling_anything_did_not_run() -> None:
+    result = _run({"expect": {"ran": ["count", "broken"]}}, ECHO)
+    assert len(result.failures) == 1
+    assert result.failures[0].startswith("expected step broken to run, but it is failed: ")
+
+
+def test_values_compare_as_json_true_is_not_1() -> None:
+    result = _run({"expect": {"values": {"steps.count.output.data.count": True}}}, ECHO)
+    assert result.failures == ("expected steps.count.output.data.count to be true, but it is 5",)
+
+
+def test_a_request_that_only_reminds_leaves_the_run_waiting_at_once() -> None:
+    steps = [dict(s) for s in CONTAIN["steps"]]
+    steps[1] = {"id": "gate", "needs": ["lookup"],
+                "approval": {"approvers": ["ic"], "remind_every": "1m"}}  # fmt: skip
+    result = _run({"inputs": {"host_id": "aid-1"}, "mocks": MOCKS,
+                   "expect": {"outcome": "waiting_approval"}}, {**CONTAIN, "steps": steps})  # fmt: skip
+    assert result.passed, result.failures
+
+
+def test_tests_stored_before_their_format_fail_instead_of_crashing() -> None:
+    from core.engine.test_runner import run_playbook_tests
+
+    [result] = run_playbook_tests({**ECHO, "tests": [{"name": "old", "expect": {"nope": 1}}]})
+    assert result.outcome == "not started"
+    assert result.failures == (
+        "the tests do not parse: tests[0].expect.nope: Extra inputs are not permitted",
+    )
+
+
+def test_a_test_decides_gates_only_and_mocks_only_what_calls_out() -> None:
+    definition = {**CONTAIN, "tests": [
+        {"name": "a", "mocks": {"gate": {"output": {"outcome": "approved"}}},
+         "approvals": {"lookup": "approve"}, "expect": {"ran": ["isolate"], "skipped": ["isolate"]}},
+    ]}  # fmt: skip
+    problems = {p.path: p.message for p in validate_definition(definition, catalogue=_catalogue())}
+    assert problems == {
+        "tests[0].mocks.gate": "gate is an approval gate, which calls nothing: decide it under approvals:",
+        "tests[0].approvals.lookup": "no approval gate 'lookup' in this playbook (gates: gate)",
+        "tests[0].expect.skipped": "isolate cannot both run and be skipped",
+    }
