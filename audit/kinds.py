@@ -40,9 +40,15 @@ KINDS: Final[dict[str, Kind]] = {
                              "version content_hash previous_version republished"),
     "playbook.autonomous_published": _k("playbook", "a version whose destructive steps need "
                                         "no approval was published", "version content_hash"),
+    "playbook.replay_requested": _k("playbook", "a person asked to re-run the runs that failed "
+                                    "in a time window", "replay since until runs rate_per_second"),
     # Runs (stream run:<id>)
     "run.created": _k("run", "a run was started: by whom, on which version, with which inputs",
-                      "playbook version content_hash inputs"),
+                      "playbook version content_hash inputs rerun_of replay"),
+    "run.resumed": _k("run", "a person resumed the failed run from its failed steps",
+                      "steps kept"),
+    "run.rerun": _k("run", "a person (or a replay) re-ran the finished run as a new run",
+                    "run version replay"),
     "run.started": _k("run", "the run's first steps were queued"),
     "run.running": _k("run", "the run is moving again (after a retry, or approval)"),
     "run.waiting_approval": _k("run", "nothing can move until people decide"),

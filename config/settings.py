@@ -271,6 +271,10 @@ BULWARK_AUDIT_DIGEST_SECONDS = _env_int("BULWARK_AUDIT_DIGEST_SECONDS", 300, min
 # default passes PCI DSS 10.5.1's twelve months.
 BULWARK_AUDIT_RETENTION_DAYS = _env_int("BULWARK_AUDIT_RETENTION_DAYS", 400, minimum=0)
 BULWARK_AUDIT_RETENTION_CHECK_SECONDS = _env_int("BULWARK_AUDIT_RETENTION_CHECK_SECONDS", 3600)
+# Bulk replay (core.replay): re-runs started per second, all replays together, so that a
+# replay after a vendor outage does not become the next outage.
+BULWARK_REPLAY_RUNS_PER_SECOND = _env_float("BULWARK_REPLAY_RUNS_PER_SECOND", 2.0)
+BULWARK_REPLAY_MAX_RUNS = _env_int("BULWARK_REPLAY_MAX_RUNS", 1000)
 
 LOGGING = {
     "version": 1,

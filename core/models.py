@@ -44,6 +44,10 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The finished run this one re-runs (on the then active version, with its inputs).
+    rerun_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reruns"
+    )
 
     objects = RunQuerySet.as_manager()
 
@@ -176,6 +180,46 @@ class Attempt(models.Model):
         return f"attempt {self.number} of unit {self.unit_id} ({self.outcome})"
 
 
+class ReplayBatch(models.Model):
+    """A bulk replay: the runs of a playbook that failed in a window, re-run at a bounded
+    rate by the scheduler (core.replay)."""
+
+    playbook = models.ForeignKey("playbooks.Playbook", on_delete=models.PROTECT, related_name="+")
+    since = models.DateTimeField()
+    until = models.DateTimeField()
+    actor = models.CharField(max_length=200)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rate_per_second = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"replay {self.pk} of {self.playbook_id}"
+
+
+class ReplayItem(models.Model):
+    """One run of a replay: its re-run, once started, or why it could not be."""
+
+    batch = models.ForeignKey(ReplayBatch, on_delete=models.CASCADE, related_name="items")
+    original = models.ForeignKey(Run, on_delete=models.PROTECT, related_name="+")
+    run = models.OneToOneField(
+        Run, null=True, blank=True, on_delete=models.PROTECT, related_name="replay_item"
+    )
+    error = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["batch_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "original"], name="replay_item_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"replay {self.batch_id}: run {self.original_id}"
+
+
 class ReconcilerCounter(models.Model):
     """How often the scheduler had to recover work, by kind (for /metrics)."""
 
@@ -206,6 +250,8 @@ __all__ = [
     "Attempt",
     "BudgetUse",
     "ReconcilerCounter",
+    "ReplayBatch",
+    "ReplayItem",
     "Run",
     "SeenInteraction",
     "StepRun",

@@ -30,6 +30,7 @@ from core.engine.events import Decision, Nudge, RetryDue, UnitLost
 from core.engine.plan import RunPlan
 from core.engine.state import TIMED_UNIT, RunState, UnitKey, UnitStatus
 from core.models import Attempt, ReconcilerCounter, Run, StepRun
+from core.replay import start_due_replays
 from core.transitions import LoadedUnit, apply_event, drain_wakeups
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,15 @@ def prune_audit_trail(result: SweepResult) -> None:
         result.errors.extend(f"audit retention refused {s}: {why}" for s, why in pruned.refused)
 
 
+def start_replays(result: SweepResult) -> None:
+    """The re-runs of bulk replays that their rate allows by now (core.replay)."""
+    try:
+        start_due_replays()
+    except Exception as exc:  # one failing duty must not stop the others
+        log.exception("reconciler: starting replayed runs failed")
+        result.errors.append(f"replays: {exc}")
+
+
 # Duties other apps add to the scheduler's pass (alert intake re-matches alerts whose
 # trigger matching was interrupted); each takes the pass's result to report errors in.
 EXTRA_DUTIES: list[Callable[[SweepResult], None]] = []
@@ -243,6 +253,7 @@ def sweep() -> SweepResult:
     resend_notices(result)
     digest_audit(result)
     prune_audit_trail(result)
+    start_replays(result)
     apply_stranded_results(result)
     recover_expired_leases(result)
     redispatch_lost_messages(result)

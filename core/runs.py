@@ -1,4 +1,4 @@
-"""Operations on runs: start, cancel, retry a step."""
+"""Operations on runs: start, cancel, retry a step, resume, re-run."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import transaction
 
-from audit.events import NewEvent
+from audit.events import NewEvent, record_event
 from core.engine.advance import EngineError, new_run_state
-from core.engine.events import Cancel, RetryStep, Start
-from core.engine.state import RunStatus
+from core.engine.events import Cancel, Resume, RetryStep, Start
+from core.engine.state import TERMINAL_RUN, RunStatus
 from core.fast_sql import insert_units
 from core.models import Run
 from core.run_inputs import resolve_inputs
@@ -59,8 +59,13 @@ def start_run(
     user: AbstractBaseUser | AnonymousUser | None = None,
     actor: str,
     context: dict[str, Any] | None = None,
+    rerun_of: Run | None = None,
+    replay: int | None = None,
 ) -> Run:
-    """Create a run of the playbook's active (or given) version and start its first steps."""
+    """Create a run of the playbook's active (or given) version and start its first steps.
+
+    `rerun_of` links it to the finished run it re-runs; `replay`, to the bulk replay that
+    started it (its ReplayBatch id)."""
     chosen = _pick_version(playbook, version)
     resolved, problems = resolve_inputs(chosen.definition.get("inputs") or {}, inputs or {})
     if problems:
@@ -81,6 +86,7 @@ def start_run(
             created_by=user if isinstance(user, User) else None,
             actor=actor,
             status=RunStatus.RUNNING,
+            rerun_of=rerun_of,
         )
         plan = plan_for(run)
         state = new_run_state(plan, run_id=run.pk, inputs=resolved)
@@ -100,6 +106,8 @@ def start_run(
                 "version": chosen.number,
                 "content_hash": chosen.content_hash,
                 "inputs": resolved,
+                **({"rerun_of": rerun_of.pk} if rerun_of is not None else {}),
+                **({"replay": replay} if replay is not None else {}),
             },
             run_id=run.pk,
             playbook=playbook.name,
@@ -127,3 +135,46 @@ def retry_step(*, run: Run, step_id: str, actor: str) -> Run:
         raise RunRefused(str(exc), [(f"steps.{step_id}", str(exc))]) from None
     run.refresh_from_db()
     return run
+
+
+def resume_run(*, run: Run, actor: str) -> Run:
+    """Run a failed run's failed steps again (and what they made skip); the steps that
+    succeeded keep their recorded outputs and are not repeated."""
+    try:
+        apply_event(run.pk, Resume(), actor=actor)
+    except EngineError as exc:
+        raise RunRefused(str(exc)) from None
+    run.refresh_from_db()
+    return run
+
+
+def rerun(
+    *,
+    run: Run,
+    actor: str,
+    user: AbstractBaseUser | AnonymousUser | None = None,
+    replay: int | None = None,
+) -> Run:
+    """A new run of the playbook's active version with the finished run's inputs (and
+    alert context), linked to it both ways; both streams record it."""
+    if run.status not in TERMINAL_RUN:
+        raise RunRefused(
+            f"run {run.pk} is {run.status}; only a finished run can be re-run (resume or "
+            "cancel it first)",
+            [("run", f"is {run.status}")],
+        )
+    with transaction.atomic():
+        new = start_run(playbook=run.playbook, inputs=dict(run.inputs), user=user, actor=actor,
+                        context=dict(run.context), rerun_of=run, replay=replay)  # fmt: skip
+        record_event(
+            stream=f"run:{run.pk}",
+            kind="run.rerun",
+            actor=actor,
+            payload={
+                "run": new.pk,
+                "version": new.version.number,
+                **({"replay": replay} if replay is not None else {}),
+            },
+            run_id=run.pk,
+        )
+    return new

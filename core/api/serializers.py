@@ -86,10 +86,15 @@ class RunDetailSerializer(RunSerializer):
     content_hash = serializers.CharField(source="version.content_hash")
     artifacts = serializers.SerializerMethodField()
     approvals = serializers.SerializerMethodField()
+    reruns = serializers.SerializerMethodField()
 
     class Meta(RunSerializer.Meta):
         fields = [*RunSerializer.Meta.fields, "content_hash", "inputs", "steps", "artifacts",
-                  "approvals"]  # fmt: skip
+                  "approvals", "rerun_of", "reruns"]  # fmt: skip
+
+    def get_reruns(self, run: Run) -> list[int]:
+        """The runs that re-ran this one (its re-runs link back with `rerun_of`)."""
+        return list(Run.objects.filter(rerun_of=run).order_by("id").values_list("id", flat=True))
 
     def get_approvals(self, run: Run) -> list[dict[str, Any]]:
         """The run's approval requests (decide them at /api/v1/approvals/{id}/decision/)."""

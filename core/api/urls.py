@@ -3,6 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from core.api.approvals import ApprovalViewSet
 from core.api.playbook_tests import PlaybookTestsView
+from core.api.recovery import FailureInbox, ReplayDetail, ReplayView
 from core.api.views import RunViewSet
 
 router = SimpleRouter()
@@ -15,4 +16,7 @@ urlpatterns = [
         PlaybookTestsView.as_view(),
         name="playbook-version-test",
     ),
+    path("playbooks/<str:name>/replay/", ReplayView.as_view(), name="playbook-replay"),
+    path("replays/<int:pk>/", ReplayDetail.as_view(), name="replay-detail"),
+    path("failures/", FailureInbox.as_view(), name="failure-inbox"),
 ]

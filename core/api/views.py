@@ -1,4 +1,4 @@
-"""The runs API: start, list, detail, cancel, retry a step."""
+"""The runs API: start, list, detail, cancel, retry a step, resume, re-run."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from accounts.permissions import RolePermission, actor_for, has_role
 from core.api.serializers import RunDetailSerializer, RunSerializer, StartRunSerializer
 from core.evidence import write_run_bundle
 from core.models import RUN_STATUS_CHOICES, Attempt, Run, StepRun
-from core.runs import RunRefused, cancel_run, retry_step, start_run
+from core.runs import RunRefused, cancel_run, rerun, resume_run, retry_step, start_run
 from playbooks.models import Playbook
 
 
@@ -53,6 +53,8 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
         "create": (roles.ANALYST,),
         "cancel": (roles.ANALYST,),
         "retry_step": (roles.ANALYST,),
+        "resume": (roles.ANALYST,),
+        "rerun": (roles.ANALYST,),
     }
 
     def get_queryset(self) -> QuerySet[Run]:
@@ -134,3 +136,33 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
                 status=status.HTTP_409_CONFLICT,
             )
         return Response(RunDetailSerializer(run).data)
+
+    @extend_schema(request=None, responses={200: RunDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str | None = None) -> Response:
+        """Run the failed run's failed steps again; the steps that succeeded keep their
+        outputs and are not repeated."""
+        try:
+            run = resume_run(run=self.get_object(), actor=actor_for(request.user))
+        except RunRefused as exc:
+            return _conflict(exc)
+        return Response(RunDetailSerializer(self.get_queryset().get(pk=run.pk)).data)
+
+    @extend_schema(request=None, responses={201: RunDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def rerun(self, request: Request, pk: str | None = None) -> Response:
+        """A new run of the playbook's active version with this finished run's inputs,
+        linked to it (`rerun_of`, and `reruns` here)."""
+        try:
+            new = rerun(run=self.get_object(), user=request.user, actor=actor_for(request.user))
+        except RunRefused as exc:
+            return _conflict(exc)
+        return Response(RunDetailSerializer(self.get_queryset().get(pk=new.pk)).data,
+                        status=status.HTTP_201_CREATED)  # fmt: skip
+
+
+def _conflict(exc: RunRefused) -> Response:
+    return Response(
+        {"error": exc.message, "errors": [{"path": p, "message": m} for p, m in exc.problems]},
+        status=status.HTTP_409_CONFLICT,
+    )

@@ -17,6 +17,7 @@ from core.engine.events import (
     Event,
     Execute,
     Nudge,
+    Resume,
     RetryDue,
     RetryStep,
     Start,
@@ -207,19 +208,30 @@ def _reset_step(b: Builder, step_id: str, *, resume_items: bool) -> None:
     b.update(key, output=None, **renewed(b, unit))
 
 
-def _on_retry_step(b: Builder, event: RetryStep) -> None:
-    if event.step_id not in b.plan.by_id:
-        raise EngineError(f"the run has no step {event.step_id!r}")
+_FAILED_UNIT = frozenset({UnitStatus.FAILED, UnitStatus.NEEDS_ATTENTION})
+
+
+def _check_can_retry(b: Builder, what: str) -> None:
     if b.status not in {RunStatus.FAILED, RunStatus.NEEDS_ATTENTION}:
         raise EngineError(
-            f"only a failed run or one that needs attention can retry a step; this run is {b.status.value}"
+            f"only a failed run or one that needs attention can {what}; this run is {b.status.value}"
         )
     if b.state.compensations():
         raise EngineError(
-            "the run's compensation has run; its steps cannot be retried (start a new run)"
+            f"the run's compensation has run, so it cannot {what} (re-run it instead)"
         )
+
+
+def _failed_steps(b: Builder) -> list[str]:
+    return [s.id for s in b.plan.steps if b.unit(UnitKey(s.id)).status in _FAILED_UNIT]
+
+
+def _on_retry_step(b: Builder, event: RetryStep) -> None:
+    if event.step_id not in b.plan.by_id:
+        raise EngineError(f"the run has no step {event.step_id!r}")
+    _check_can_retry(b, "retry a step")
     unit = b.unit(UnitKey(event.step_id))
-    if unit.status not in {UnitStatus.FAILED, UnitStatus.NEEDS_ATTENTION}:
+    if unit.status not in _FAILED_UNIT:
         raise EngineError(
             f"step {event.step_id} is {unit.status.value}; only a failed step can be retried"
         )
@@ -227,11 +239,26 @@ def _on_retry_step(b: Builder, event: RetryStep) -> None:
     if b.plan.on_failure != "continue":
         # The run stopped because of every failed step; resuming it retries them all, or
         # the others would stop it again at once.
-        retried += [
-            s.id for s in b.plan.steps
-            if s.id != event.step_id
-            and b.unit(UnitKey(s.id)).status in {UnitStatus.FAILED, UnitStatus.NEEDS_ATTENTION}
-        ]  # fmt: skip
+        retried += [s for s in _failed_steps(b) if s != event.step_id]
+    _run_again(b, retried)
+    b.fact("step.retry_requested", UnitKey(event.step_id), also_retried=retried[1:])
+    b.set_run_status(RunStatus.RUNNING)
+
+
+def _on_resume(b: Builder) -> None:
+    _check_can_retry(b, "resume")
+    retried = _failed_steps(b)
+    if not retried:
+        raise EngineError("no step of the run failed or needs attention: nothing to resume")
+    _run_again(b, retried)
+    kept = [s.id for s in b.plan.steps if b.unit(UnitKey(s.id)).status == UnitStatus.SUCCEEDED]
+    b.fact("run.resumed", steps=retried, kept=kept)
+    b.set_run_status(RunStatus.RUNNING)
+
+
+def _run_again(b: Builder, retried: list[str]) -> None:
+    """Make the retried steps runnable (keeping a for_each step's succeeded items), and
+    what they made skip or fail; the succeeded steps keep their outputs."""
     for step_id in retried:
         _reset_step(b, step_id, resume_items=True)
     for step_id in retried:
@@ -245,8 +272,6 @@ def _on_retry_step(b: Builder, event: RetryStep) -> None:
     for step in b.plan.steps:  # steps skipped only because the run was stopping
         if b.unit(UnitKey(step.id)).reason == STOPPING_REASON:
             _reset_step(b, step.id, resume_items=False)
-    b.fact("step.retry_requested", UnitKey(event.step_id), also_retried=retried[1:])
-    b.set_run_status(RunStatus.RUNNING)
 
 
 def _require(unit: Unit, status: UnitStatus, event: Event) -> None:
@@ -275,6 +300,8 @@ def _apply(b: Builder, event: Event) -> None:
             _on_cancel(b, event)
         case RetryStep():
             _on_retry_step(b, event)
+        case Resume():
+            _on_resume(b)
         case UnitHeld():
             _require(b.unit(event.key), UnitStatus.RUNNING, event)
             hold_unit(b, event)

@@ -61,6 +61,12 @@ class RetryStep:
 
 
 @dataclass(frozen=True)
+class Resume:
+    """An operator resumes a failed run: every failed step runs again (and what it made
+    skip), the steps that succeeded keep their outputs."""
+
+
+@dataclass(frozen=True)
 class UnitHeld:
     """The attempt did not act: a blast-radius budget is spent, so the unit asks for an
     approval instead (`hold` says which budget, its limit and window)."""
@@ -101,6 +107,7 @@ Event = (
     | RetryDue
     | Cancel
     | RetryStep
+    | Resume
     | UnitHeld
     | Vote
     | Nudge

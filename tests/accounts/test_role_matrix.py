@@ -39,6 +39,9 @@ WRITES: dict[tuple[str, str], set[str]] = {
     ("post", "/api/v1/runs/"): {roles.ANALYST},
     ("post", "/api/v1/runs/{id}/cancel/"): {roles.ANALYST},
     ("post", "/api/v1/runs/{id}/steps/{step_id}/retry/"): {roles.ANALYST},
+    ("post", "/api/v1/runs/{id}/resume/"): {roles.ANALYST},
+    ("post", "/api/v1/runs/{id}/rerun/"): {roles.ANALYST},
+    ("post", "/api/v1/playbooks/{name}/replay/"): {roles.ANALYST},
 }
 # Reads that need more than a role: the audit trail and evidence are for some roles only.
 READS: dict[str, set[str]] = {
