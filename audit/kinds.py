@@ -49,6 +49,8 @@ KINDS: Final[dict[str, Kind]] = {
                       "steps kept"),
     "run.rerun": _k("run", "a person (or a replay) re-ran the finished run as a new run",
                     "run version replay"),
+    "run.rerun_refused": _k("run", "a replay could not re-run the run, and why",
+                            "replay error"),
     "run.started": _k("run", "the run's first steps were queued"),
     "run.running": _k("run", "the run is moving again (after a retry, or approval)"),
     "run.waiting_approval": _k("run", "nothing can move until people decide"),

@@ -31,6 +31,7 @@ from core.approvals.budgets import take_budget
 from core.approvals.reauthorize import approvals_in_force
 from core.attempt_results import AttemptResult
 from core.dispatch import Message
+from core.dry_run import dry_outcome
 from core.engine.events import Decision, Nudge
 from core.engine.plan import RunPlan
 from core.engine.state import ErrorInfo, RunState, Unit, UnitKey, UnitStatus
@@ -150,14 +151,15 @@ def start_attempt(
 
 
 @functools.lru_cache(maxsize=10_000)
-def pinned_version(run_id: int) -> tuple[int, str]:
-    """A run's version id and content hash; cached, since a run never changes its version."""
+def pinned_version(run_id: int) -> tuple[int, str, bool]:
+    """A run's version id and content hash, and whether it is dry; cached, since a run
+    never changes them."""
     return run_version(run_id)
 
 
 def pinned_plan(run_id: int) -> RunPlan:
     """The engine plan of the run's pinned version (cached: versions never change)."""
-    version_id, content_hash = pinned_version(run_id)
+    version_id, content_hash, _ = pinned_version(run_id)
     plan = cached_plan(version_id, content_hash)  # without building a Run, which costs
     return plan or plan_for(Run(pk=run_id, version_id=version_id), content_hash)
 
@@ -200,6 +202,10 @@ def run_claimed(claimed: Claimed) -> Outcome:
     except Exception as exc:  # unknown, ambiguous or undecryptable: the step fails, clearly
         return Outcome(error=ErrorInfo(f"connection: {exc}", kind="connection"))
     secrets = credential_secrets(connection.credentials) if connection else []
+    if pinned_version(claimed.run_id)[2]:
+        dry = dry_outcome(spec, claimed, connection)
+        if dry is not None:  # a write planned, or a read answered by its fixture
+            return Outcome(output=_json_safe(redact(dry, secrets)))
     if spec.side_effect == "destructive" and claimed.progress is None:
         # Before it first acts (a poll of an action in flight has acted already): its
         # approvals must still hold (a compensation acts on none), then its budget must

@@ -223,7 +223,7 @@ def insert_finished_attempt(*, unit_id: int, number: int, attempt_group: int, wo
 
 
 RUN_COLUMNS = ("id", "playbook_id", "version_id", "status", "inputs", "context", "created_by_id", "actor",
-               "created_at", "finished_at", "updated_at")  # fmt: skip
+               "created_at", "finished_at", "updated_at", "dry_run")  # fmt: skip
 
 
 def lock_run(run_id: int, *, wait: bool) -> tuple[Run, str] | None:
@@ -249,22 +249,23 @@ def lock_run(run_id: int, *, wait: bool) -> tuple[Run, str] | None:
         values[name] = decode_json(values[name])
     for name in ("created_at", "finished_at", "updated_at"):
         values[name] = decode_datetime(values[name])
+    values["dry_run"] = bool(values["dry_run"])  # SQLite answers 0 or 1
     run = Run.from_db(connection.alias, list(RUN_COLUMNS), [values[c] for c in RUN_COLUMNS])
     return run, str(row[-1])
 
 
-def run_version(run_id: int) -> tuple[int, str]:
-    """A run's pinned version id and that version's content hash."""
+def run_version(run_id: int) -> tuple[int, str, bool]:
+    """A run's pinned version id, that version's content hash, and whether it is dry."""
     from playbooks.models import PlaybookVersion
 
     query = (
-        f"SELECT r.version_id, v.content_hash FROM {Run._meta.db_table} r "  # noqa: S608 - fixed names
+        f"SELECT r.version_id, v.content_hash, r.dry_run FROM {Run._meta.db_table} r "  # noqa: S608 - fixed names
         f"JOIN {PlaybookVersion._meta.db_table} v ON v.id = r.version_id WHERE r.id = %s"
     )
     with hot_cursor() as cursor:
         cursor.execute(query, [run_id])
-        version_id, content_hash = cursor.fetchone()
-    return int(version_id), str(content_hash)
+        version_id, content_hash, dry_run = cursor.fetchone()
+    return int(version_id), str(content_hash), bool(dry_run)
 
 
 def has_recorded_results(run_id: int) -> bool:

@@ -28,13 +28,21 @@ DURATION_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30
 
 class BulwarkCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
-        runs = GaugeMetricFamily("bulwark_runs", "Runs by status", labels=["status"])
-        counts = dict(
-            Run.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n")
+        # Dry runs are rehearsals: never counted as response, but counted on their own.
+        runs = GaugeMetricFamily(
+            "bulwark_runs", "Runs by status (dry runs apart)", labels=["status"]
         )
+        dry = GaugeMetricFamily("bulwark_dry_runs", "Dry runs by status", labels=["status"])
+        counts = {
+            (status, bool(is_dry)): n
+            for status, is_dry, n in Run.objects.values_list("status", "dry_run")
+            .annotate(n=Count("id")).values_list("status", "dry_run", "n")
+        }  # fmt: skip
         for status, _ in RUN_STATUS_CHOICES:
-            runs.add_metric([status], counts.get(status, 0))
+            runs.add_metric([status], counts.get((status, False), 0))
+            dry.add_metric([status], counts.get((status, True), 0))
         yield runs
+        yield dry
 
         depth = GaugeMetricFamily(
             "bulwark_queue_depth", "Units waiting for a worker, by state", labels=["state"]
@@ -62,7 +70,7 @@ class BulwarkCollector(Collector):
             pending.add_metric([kind], open_requests.get(kind, 0))
         yield pending
 
-        finished = Attempt.objects.exclude(duration_ms=None)
+        finished = Attempt.objects.exclude(duration_ms=None).filter(unit__run__dry_run=False)
         buckets = finished.aggregate(
             total=Count("id"),
             total_ms=Sum("duration_ms"),

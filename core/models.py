@@ -44,6 +44,8 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # A dry run: reads run (or answer from fixtures), writes only say what they would do.
+    dry_run = models.BooleanField(default=False)
     # The finished run this one re-runs (on the then active version, with its inputs).
     rerun_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reruns"

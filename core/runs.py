@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import transaction
 
 from audit.events import NewEvent, record_event
+from core.dry_run import FIXTURES
 from core.engine.advance import EngineError, new_run_state
 from core.engine.events import Cancel, Resume, RetryStep, Start
 from core.engine.state import TERMINAL_RUN, RunStatus
@@ -27,7 +28,9 @@ class RunRefused(Exception):
         self.problems = problems or [("", message)]
 
 
-def _pick_version(playbook: Playbook, number: int | None) -> PlaybookVersion:
+def _pick_version(
+    playbook: Playbook, number: int | None, *, dry_run: bool = False
+) -> PlaybookVersion:
     if number is None:
         version = playbook.active_version
         if version is None:
@@ -42,7 +45,7 @@ def _pick_version(playbook: Playbook, number: int | None) -> PlaybookVersion:
         raise RunRefused(
             f"playbook {playbook.name} has no version {number}", [("version", "no such version")]
         ) from None
-    if version.state == PlaybookVersion.State.DRAFT:
+    if version.state == PlaybookVersion.State.DRAFT and not dry_run:
         # Drafts have not passed the publish-time checks (the approval guardrail among them).
         raise RunRefused(
             f"version {number} of {playbook.name} is a draft; publish it before running it",
@@ -61,12 +64,19 @@ def start_run(
     context: dict[str, Any] | None = None,
     rerun_of: Run | None = None,
     replay: int | None = None,
+    dry_run: bool = False,
+    fixtures: dict[str, Any] | None = None,
 ) -> Run:
     """Create a run of the playbook's active (or given) version and start its first steps.
 
     `rerun_of` links it to the finished run it re-runs; `replay`, to the bulk replay that
-    started it (its ReplayBatch id)."""
-    chosen = _pick_version(playbook, version)
+    started it (its ReplayBatch id). A `dry_run` may run any version, drafts included;
+    `fixtures` answer its steps by unit, step or action (core.dry_run)."""
+    if fixtures and not dry_run:
+        raise RunRefused("fixtures are for dry runs only", [("fixtures", "needs dry_run")])
+    chosen = _pick_version(playbook, version, dry_run=dry_run)
+    if dry_run:
+        context = {**(context or {}), FIXTURES: dict(fixtures or {})}
     resolved, problems = resolve_inputs(chosen.definition.get("inputs") or {}, inputs or {})
     if problems:
         raise RunRefused(f"{problems[0][0]}: {problems[0][1]}", problems)
@@ -87,6 +97,7 @@ def start_run(
             actor=actor,
             status=RunStatus.RUNNING,
             rerun_of=rerun_of,
+            dry_run=dry_run,
         )
         plan = plan_for(run)
         state = new_run_state(plan, run_id=run.pk, inputs=resolved)
@@ -107,6 +118,7 @@ def start_run(
                 "content_hash": chosen.content_hash,
                 "inputs": resolved,
                 **({"rerun_of": rerun_of.pk} if rerun_of is not None else {}),
+                **({"dry_run": True} if dry_run else {}),
                 **({"replay": replay} if replay is not None else {}),
             },
             run_id=run.pk,
@@ -139,11 +151,22 @@ def retry_step(*, run: Run, step_id: str, actor: str) -> Run:
 
 def resume_run(*, run: Run, actor: str) -> Run:
     """Run a failed run's failed steps again (and what they made skip); the steps that
-    succeeded keep their recorded outputs and are not repeated."""
+    succeeded keep their recorded outputs and are not repeated. A run re-run already is
+    not resumed as well: that would do its work twice."""
+
+    def not_rerun(state: object, loaded: object) -> bool:
+        # Asked under the run's lock, which a re-run takes too: one of them waits.
+        return not Run.objects.filter(rerun_of_id=run.pk).exists()
+
     try:
-        apply_event(run.pk, Resume(), actor=actor)
+        applied = apply_event(run.pk, Resume(), actor=actor, precondition=not_rerun)
     except EngineError as exc:
         raise RunRefused(str(exc)) from None
+    if applied is None:
+        earlier = (
+            Run.objects.filter(rerun_of=run).order_by("id").values_list("pk", flat=True).first()
+        )
+        raise RunRefused(f"run {run.pk} was re-run already, as run {earlier}; it is not resumed")
     run.refresh_from_db()
     return run
 
@@ -157,15 +180,33 @@ def rerun(
 ) -> Run:
     """A new run of the playbook's active version with the finished run's inputs (and
     alert context), linked to it both ways; both streams record it."""
-    if run.status not in TERMINAL_RUN:
-        raise RunRefused(
-            f"run {run.pk} is {run.status}; only a finished run can be re-run (resume or "
-            "cancel it first)",
-            [("run", f"is {run.status}")],
-        )
     with transaction.atomic():
-        new = start_run(playbook=run.playbook, inputs=dict(run.inputs), user=user, actor=actor,
-                        context=dict(run.context), rerun_of=run, replay=replay)  # fmt: skip
+        # Locked, so two re-runs of one run (a click twice, a replay beside a person)
+        # queue here and the second finds the first.
+        run = Run.objects.select_for_update(of=("self",)).select_related("playbook").get(pk=run.pk)
+        if run.status not in TERMINAL_RUN:
+            raise RunRefused(
+                f"run {run.pk} is {run.status}; only a finished run can be re-run (resume or "
+                "cancel it first)",
+                [("run", f"is {run.status}")],
+            )
+        earlier = (
+            Run.objects.filter(rerun_of=run).order_by("id").values_list("pk", flat=True).first()
+        )
+        if earlier is not None:
+            raise RunRefused(
+                f"run {run.pk} was re-run already, as run {earlier}; re-run that one instead",
+                [("run", f"re-run already as run {earlier}")],
+            )
+        active = _pick_version(run.playbook, None)
+        # The inputs the active version still declares: an input it dropped (a default
+        # the old version filled in, say) would refuse the re-run.
+        declared = active.definition.get("inputs") or {}
+        inputs = {k: v for k, v in run.inputs.items() if k in declared}
+        context = {k: v for k, v in run.context.items() if k != FIXTURES}
+        new = start_run(playbook=run.playbook, inputs=inputs, user=user, actor=actor,
+                        context=context, rerun_of=run, replay=replay, dry_run=run.dry_run,
+                        fixtures=run.context.get(FIXTURES) if run.dry_run else None)  # fmt: skip
         record_event(
             stream=f"run:{run.pk}",
             kind="run.rerun",

@@ -340,8 +340,10 @@ def apply_event(
                 messages, facts = persist(run, decision, state, loaded, actor, recorded)
                 if any(f.kind.startswith("approval.") for f in decision.facts):
                     unit_ids = {key: row.id for key, row in loaded.items()}
-                    announce = record_approvals(run_id, plan, decision,
-                                                unit_ids)  # fmt: skip
+                    # A dry run's requests are decided in Bulwark only: announcing them
+                    # in chat or e-mail would be a write.
+                    announce = record_approvals(run_id, plan, decision, unit_ids,
+                                                announce_them=not run.dry_run)  # fmt: skip
                     if announce:
                         transaction.on_commit(
                             functools.partial(get_dispatcher().announce, announce), robust=True

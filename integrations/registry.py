@@ -58,6 +58,9 @@ class ActionSpec:
     # Integration whose connection the action uses; None means it needs none.
     connection_integration: str | None = None
     connection_required: bool = False
+    # What a dry run says the action would do, formatted with its inputs ("contain host
+    # {device_id}"); without it, the action's name and inputs.
+    plan: str = ""
     # What the step's output holds, for authors (the API and docs show it).
     output: str = ""
 
@@ -104,6 +107,7 @@ def action(
     connection: str | None = None,
     connection_required: bool = False,
     output: str = "",
+    plan: str = "",
 ) -> Callable[[ActionFunc], ActionFunc]:
     """Register `func` as the action `name`."""
 
@@ -120,6 +124,7 @@ def action(
             connection_integration=connection,
             connection_required=connection_required,
             output=output,
+            plan=plan,
         )
         return func
 

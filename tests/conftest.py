@@ -70,10 +70,12 @@ def fresh_engine_caches() -> None:
     """Test databases reuse ids after a rollback; production never does. Start each test
     with empty per-process caches keyed by ids."""
     from audit.events import _known_heads
+    from core.dry_run import dry_run_fixtures
     from core.execution import pinned_version
     from core.transitions import _plans
 
     pinned_version.cache_clear()
+    dry_run_fixtures.cache_clear()
     _plans.clear()
     _known_heads.clear()
 

@@ -16,6 +16,11 @@ class StartRunSerializer(serializers.Serializer[dict[str, Any]]):
     inputs = serializers.DictField(required=False, default=dict)
     version = serializers.IntegerField(required=False, min_value=1, allow_null=True, default=None)
     dry_run = serializers.BooleanField(required=False, default=False)
+    fixtures = serializers.DictField(
+        required=False, default=dict,
+        help_text="a dry run's answers, by unit, step or action name: reads take them instead "
+        "of calling the vendor; a write's fixture is merged into its plan for later steps",
+    )  # fmt: skip
 
 
 class AttemptSerializer(serializers.ModelSerializer[Attempt]):
@@ -78,7 +83,8 @@ class RunSerializer(serializers.ModelSerializer[Run]):
 
     class Meta:
         model = Run
-        fields = ["id", "playbook", "version", "status", "actor", "created_at", "finished_at"]
+        fields = ["id", "playbook", "version", "status", "dry_run", "actor", "created_at",
+                  "finished_at"]  # fmt: skip
 
 
 class RunDetailSerializer(RunSerializer):
@@ -87,10 +93,24 @@ class RunDetailSerializer(RunSerializer):
     artifacts = serializers.SerializerMethodField()
     approvals = serializers.SerializerMethodField()
     reruns = serializers.SerializerMethodField()
+    plan = serializers.SerializerMethodField()
 
     class Meta(RunSerializer.Meta):
         fields = [*RunSerializer.Meta.fields, "content_hash", "inputs", "steps", "artifacts",
-                  "approvals", "rerun_of", "reruns"]  # fmt: skip
+                  "approvals", "rerun_of", "reruns", "plan"]  # fmt: skip
+
+    def get_plan(self, run: Run) -> list[dict[str, Any]] | None:
+        """A dry run's plan: what each write would have sent, in the order it was planned
+        (None for a real run)."""
+        if not run.dry_run:
+            return None
+        planned = [(u, u.output) for u in run.units.all()
+                   if isinstance(u.output, dict) and u.output.get("dry_run") is True]  # fmt: skip
+        planned.sort(
+            key=lambda pair: (pair[0].finished_at is None, pair[0].finished_at, pair[0].id)
+        )
+        return [{"unit": u.unit_label, "action": output.get("action"), "plan": output.get("plan")}
+                for u, output in planned]  # fmt: skip
 
     def get_reruns(self, run: Run) -> list[int]:
         """The runs that re-ran this one (its re-runs link back with `rerun_of`)."""

@@ -74,10 +74,6 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
         body = StartRunSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        if data["dry_run"]:
-            raise ValidationError(
-                [{"path": "dry_run", "message": "dry runs are not supported by this version yet"}]
-            )
         playbook = Playbook.objects.filter(name=data["playbook"]).first()
         if playbook is None:
             raise ValidationError(
@@ -90,6 +86,8 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
                 version=data["version"],
                 user=request.user,
                 actor=actor_for(request.user),
+                dry_run=data["dry_run"],
+                fixtures=data["fixtures"],
             )
         except RunRefused as exc:
             raise _refused(exc) from None
@@ -146,7 +144,7 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
             run = resume_run(run=self.get_object(), actor=actor_for(request.user))
         except RunRefused as exc:
             return _conflict(exc)
-        return Response(RunDetailSerializer(self.get_queryset().get(pk=run.pk)).data)
+        return Response(RunDetailSerializer(_detail(run.pk)).data)
 
     @extend_schema(request=None, responses={201: RunDetailSerializer})
     @action(detail=True, methods=["post"])
@@ -157,8 +155,19 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
             new = rerun(run=self.get_object(), user=request.user, actor=actor_for(request.user))
         except RunRefused as exc:
             return _conflict(exc)
-        return Response(RunDetailSerializer(self.get_queryset().get(pk=new.pk)).data,
-                        status=status.HTTP_201_CREATED)  # fmt: skip
+        return Response(RunDetailSerializer(_detail(new.pk)).data, status=status.HTTP_201_CREATED)
+
+
+def _detail(run_id: int) -> Run:
+    """A run as its detail shows it: steps in order, each with its attempts."""
+    units = StepRun.objects.order_by("id").prefetch_related(
+        Prefetch("attempt_rows", queryset=Attempt.objects.order_by("number"))
+    )
+    return (
+        Run.objects.select_related("playbook", "version")
+        .prefetch_related(Prefetch("units", queryset=units))
+        .get(pk=run_id)
+    )
 
 
 def _conflict(exc: RunRefused) -> Response:

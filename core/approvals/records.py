@@ -62,6 +62,12 @@ def _override_budget(unit_id: int, attempt_group: int, action: str) -> None:
         )
 
 
+def _no_notice(
+    plan: RunPlan, request_id: int, gate: str | None, occasion: str
+) -> list[tuple[int, str]]:
+    return []
+
+
 def _notice(
     plan: RunPlan, request_id: int, gate: str | None, occasion: str
 ) -> list[tuple[int, str]]:
@@ -74,11 +80,18 @@ def _notice(
 
 
 def record_approvals(
-    run_id: int, plan: RunPlan, decision: Decision, unit_ids: Mapping[UnitKey, int]
+    run_id: int,
+    plan: RunPlan,
+    decision: Decision,
+    unit_ids: Mapping[UnitKey, int],
+    *,
+    announce_them: bool = True,
 ) -> list[tuple[int, str]]:
     """Write the approval facts of `decision`; returns (notice id, fact kind) for each
-    announcement to send after COMMIT (see core.approvals.notify)."""
+    announcement to send after COMMIT (see core.approvals.notify), none without
+    `announce_them`."""
     announce: list[tuple[int, str]] = []
+    notice = _notice if announce_them else _no_notice
     for fact in decision.facts:
         if not fact.kind.startswith("approval.") or fact.key is None:
             continue
@@ -88,7 +101,7 @@ def record_approvals(
         if fact.kind == "approval.requested":
             request = _open_request(run_id, unit_id, fact.key, unit.progress,
                                     str(payload.get("reason") or ""))  # fmt: skip
-            announce += _notice(plan, request.pk, request.gate_id, fact.kind)
+            announce += notice(plan, request.pk, request.gate_id, fact.kind)
             continue
         current = ApprovalRequest.objects.filter(
             unit_id=unit_id, status=ApprovalRequest.Status.PENDING
@@ -108,9 +121,9 @@ def record_approvals(
             current.update(approvers=payload["approvers"], rung=payload["rung"],
                            deadline=_ts(payload.get("deadline")))  # fmt: skip
             for pk, gate in current.values_list("pk", "gate_id"):
-                announce += _notice(plan, pk, gate, fact.kind)
+                announce += notice(plan, pk, gate, fact.kind)
         elif fact.kind == "approval.reminder":
             current.update(reminders=payload["reminder"])
             for pk, gate in current.values_list("pk", "gate_id"):
-                announce += _notice(plan, pk, gate, fact.kind)
+                announce += notice(plan, pk, gate, fact.kind)
     return announce

@@ -250,10 +250,23 @@ def _on_resume(b: Builder) -> None:
     retried = _failed_steps(b)
     if not retried:
         raise EngineError("no step of the run failed or needs attention: nothing to resume")
+    unknown = [s for s in retried if _outcome_unknown(b.unit(UnitKey(s)))]
+    if unknown:
+        # Its request went out and nobody knows what it did: repeating it is a person's
+        # decision about that step, not part of resuming the run.
+        raise EngineError(
+            f"the outcome of step {unknown[0]} is unknown (its request was sent); check the "
+            f"vendor, then retry that step by name"
+        )
     _run_again(b, retried)
     kept = [s.id for s in b.plan.steps if b.unit(UnitKey(s.id)).status == UnitStatus.SUCCEEDED]
     b.fact("run.resumed", steps=retried, kept=kept)
     b.set_run_status(RunStatus.RUNNING)
+
+
+def _outcome_unknown(unit: Unit) -> bool:
+    units_error = unit.error if isinstance(unit.error, dict) else {}
+    return unit.status == UnitStatus.NEEDS_ATTENTION and units_error.get("kind") == "ambiguous"
 
 
 def _run_again(b: Builder, retried: list[str]) -> None:

@@ -145,6 +145,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message='Field name "json"', category=UserWarning)
     action(
         "http.request",
+        plan="send {method} {url}",
         side_effect="write",
         idempotent=True,
         connection="http",

@@ -44,7 +44,7 @@ def _change_state(ctx: ActionContext, *, device_id: str, action_name: str, pendi
                    what=f"host {device_id} to be {done} (it is {status})")  # fmt: skip
 
 
-@action("crowdstrike.contain_host", side_effect="destructive", idempotent=True,
+@action("crowdstrike.contain_host", plan="contain host {device_id}", side_effect="destructive", idempotent=True,
         connection="crowdstrike", connection_required=True,
         output="the host (`device_id`, `hostname`, `status`: contained, platform, addresses) and `requested`")  # fmt: skip
 def contain_host(ctx: ActionContext, *, device_id: str, wait: bool = True,
@@ -60,7 +60,7 @@ def contain_host(ctx: ActionContext, *, device_id: str, wait: bool = True,
                          poll_interval=poll_interval, wait_timeout=wait_timeout)  # fmt: skip
 
 
-@action("crowdstrike.lift_containment", side_effect="write", idempotent=True,
+@action("crowdstrike.lift_containment", plan="lift the containment of host {device_id}", side_effect="write", idempotent=True,
         connection="crowdstrike", connection_required=True,
         output="the host (`device_id`, `hostname`, `status`: normal, …) and `requested`")  # fmt: skip
 def lift_containment(ctx: ActionContext, *, device_id: str, wait: bool = True,

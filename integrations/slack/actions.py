@@ -12,6 +12,7 @@ from integrations.slack.client import Slack
 
 @action(
     "slack.post_message",
+    plan="post to {channel}: {text!r}",
     side_effect="write",
     connection="slack",
     connection_required=True,

@@ -14,6 +14,7 @@ from audit.models import AuditEvent
 from core.dispatch import InlineDispatcher
 from core.models import Run
 from core.reconciler import sweep
+from core.replay import request_replay
 from core.runs import start_run
 from tests.conftest import client_for
 from tests.core.factories import definition, echo, published_version
@@ -156,3 +157,58 @@ def test_the_failure_inbox_lists_failed_runs_across_playbooks_with_their_first_e
     assert listed[0]["reruns"] == []
     one = client_for(dave).get("/api/v1/failures/?playbook=flaky-one").json()["results"]
     assert [r["id"] for r in one] == [first.pk]
+
+
+def test_a_run_is_re_run_once_whoever_asks(bob: User, inline_dispatch: InlineDispatcher) -> None:
+    original = _failed_run(inline_dispatch)
+    since = timezone.now() - timedelta(minutes=1)
+    batch = request_replay(playbook=original.playbook, since=since,
+                           until=timezone.now() + timedelta(seconds=1), actor="user:carol")  # fmt: skip
+    first = client_for(bob).post(f"/api/v1/runs/{original.pk}/rerun/")  # a person, meanwhile
+    assert first.status_code == 201
+    again = client_for(bob).post(f"/api/v1/runs/{original.pk}/rerun/")
+    assert again.status_code == 409
+    assert again.json()["error"] == (
+        f"run {original.pk} was re-run already, as run {first.json()['id']}; re-run that one instead"
+    )
+    resumed = client_for(bob).post(f"/api/v1/runs/{original.pk}/resume/")
+    assert resumed.status_code == 409
+    assert "was re-run already" in resumed.json()["error"]
+    sweep()  # the replay's turn: it finds the re-run and does nothing
+    assert Run.objects.filter(rerun_of=original).count() == 1
+    item = batch.items.get()
+    assert item.run is None
+    assert item.error == f"run: re-run already as run {first.json()['id']}"
+    refused = AuditEvent.objects.get(stream=f"run:{original.pk}", kind="run.rerun_refused")
+    assert (refused.actor, refused.payload["replay"]) == ("user:carol", batch.pk)
+
+
+def test_a_scheduler_back_from_a_stop_does_not_replay_in_a_burst(
+    inline_dispatch: InlineDispatcher, settings: Any, time_machine: Any
+) -> None:
+    settings.BULWARK_REPLAY_RUNS_PER_SECOND = 2.0
+    time_machine.move_to(timezone.now(), tick=False)
+    since = timezone.now() - timedelta(minutes=1)
+    for _ in range(15):
+        _failed_run(inline_dispatch)
+    until = timezone.now() + timedelta(seconds=1)
+    request_replay(playbook=Run.objects.first().playbook, since=since, until=until,
+                   actor="user:bob")  # fmt: skip
+    sweep()
+    assert Run.objects.filter(rerun_of__isnull=False).count() == 1
+    time_machine.shift(timedelta(minutes=10))  # the scheduler was stopped
+    sweep()
+    assert Run.objects.filter(rerun_of__isnull=False).count() == 11  # five seconds' worth
+
+
+def test_a_rerun_keeps_only_the_inputs_the_active_version_declares(
+    bob: User, inline_dispatch: InlineDispatcher
+) -> None:
+    version = published_version(definition({**FLAKY}, name="with-inputs",
+                                           inputs={"channel": {"type": "string", "default": "#soc"}}))  # fmt: skip
+    run = start_run(playbook=version.playbook, actor="user:bob")
+    inline_dispatch.drain()
+    published_version(definition(echo("only"), name="with-inputs"))  # drops the input
+    response = client_for(bob).post(f"/api/v1/runs/{run.pk}/rerun/")
+    assert response.status_code == 201, response.json()
+    assert response.json()["inputs"] == {}

@@ -146,14 +146,19 @@ def test_retrying_a_step_of_a_succeeded_run_is_a_conflict(
     assert response.json()["errors"][0]["path"] == "steps.a"
 
 
-def test_dry_runs_are_refused_plainly_until_they_exist(bob: User, playbook: str) -> None:
+def test_a_dry_run_starts_marked_dry(
+    bob: User, playbook: str, inline_dispatch: InlineDispatcher
+) -> None:
     response = client_for(bob).post(
         "/api/v1/runs/",
         {"playbook": playbook, "inputs": {"host": "h"}, "dry_run": True},
         format="json",
     )
-    assert response.status_code == 400
-    assert response.json()["errors"][0]["path"] == "dry_run"
+    assert response.status_code == 201, response.json()
+    assert response.json()["dry_run"] is True
+    assert response.json()["plan"] == []  # echo steps are reads: nothing to plan
+    listed = client_for(bob).get("/api/v1/runs/").json()["results"]
+    assert [r["dry_run"] for r in listed] == [True]
 
 
 def test_a_running_step_shows_its_worker_and_since_when(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from core.engine.advance import EngineError
-from core.engine.events import Resume
+from core.engine.events import Resume, UnitLost
 from core.engine.state import RunStatus, UnitKey
 from tests.core.engine.harness import Rehearsal, echo, steps
 from tests.core.engine.test_advance import fails_at
@@ -44,3 +44,13 @@ def test_resume_is_refused_when_nothing_failed_or_compensation_ran() -> None:
     compensated.run(fails_at("b"))
     with pytest.raises(EngineError, match="can resume; this run is compensated"):
         compensated.apply(Resume())
+
+
+def test_resume_leaves_a_write_whose_outcome_is_unknown_to_a_person() -> None:
+    definition = steps({"id": "post", "action": "vendor.write", "retry": {"attempts": 5}})
+    sim = Rehearsal.of(definition, unsafe=frozenset({"vendor.write"})).start()
+    sim.claim(UnitKey("post"))
+    sim.apply(UnitLost(UnitKey("post")))
+    assert sim.state.status == RunStatus.NEEDS_ATTENTION
+    with pytest.raises(EngineError, match="the outcome of step post is unknown"):
+        sim.apply(Resume())
