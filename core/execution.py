@@ -203,9 +203,12 @@ def run_claimed(claimed: Claimed) -> Outcome:
         return Outcome(error=ErrorInfo(f"connection: {exc}", kind="connection"))
     secrets = credential_secrets(connection.credentials) if connection else []
     if pinned_version(claimed.run_id)[2]:
-        dry = dry_outcome(spec, claimed, connection)
+        try:
+            dry = dry_outcome(spec, claimed, connection)
+        except ActionError as exc:  # inputs it would refuse: as the real call fails
+            return Outcome(error=ErrorInfo(redact(exc.message, secrets), exc.kind))
         if dry is not None:  # a write planned, or a read answered by its fixture
-            return Outcome(output=_json_safe(redact(dry, secrets)))
+            return _dry_output(claimed, _json_safe(redact(dry, secrets)))
     if spec.side_effect == "destructive" and claimed.progress is None:
         # Before it first acts (a poll of an action in flight has acted already): its
         # approvals must still hold (a compensation acts on none), then its budget must
@@ -266,6 +269,14 @@ def run_claimed(claimed: Claimed) -> Outcome:
             return Outcome(error=ErrorInfo(f"the output ({len(encoded)} bytes) could not be kept as an "
                                            f"artifact: {type(exc).__name__}", kind="artifact_storage",
                                            retryable=True))  # fmt: skip
+    return Outcome(output=output)
+
+
+def _dry_output(claimed: Claimed, output: Any) -> Outcome:
+    """A dry run's planned or fixture output, held to the same size limit as any other."""
+    encoded = json.dumps(output)
+    if len(encoded) > settings.BULWARK_MAX_OUTPUT_BYTES:
+        return Outcome(output=_output_as_artifact(claimed, encoded))
     return Outcome(output=output)
 
 

@@ -61,7 +61,7 @@ class BulwarkCollector(Collector):
             "bulwark_approvals_pending", "Approval requests waiting for people", labels=["kind"]
         )
         open_requests = dict(
-            ApprovalRequest.objects.filter(status="pending")
+            ApprovalRequest.objects.filter(status="pending", run__dry_run=False)
             .values_list("kind")
             .annotate(n=Count("id"))
             .values_list("kind", "n")

@@ -48,6 +48,7 @@ def failed_runs(playbook: Playbook, since: datetime, until: datetime) -> list[Ru
     return list(
         Run.objects.filter(
             playbook=playbook,
+            dry_run=False,
             status__in=REPLAYED,
             finished_at__gte=since,
             finished_at__lt=until,

@@ -8,7 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import transaction
 
 from audit.events import NewEvent, record_event
-from core.dry_run import FIXTURES
+from core.dry_run import FIXTURES, fixture_problems
 from core.engine.advance import EngineError, new_run_state
 from core.engine.events import Cancel, Resume, RetryStep, Start
 from core.engine.state import TERMINAL_RUN, RunStatus
@@ -76,6 +76,9 @@ def start_run(
         raise RunRefused("fixtures are for dry runs only", [("fixtures", "needs dry_run")])
     chosen = _pick_version(playbook, version, dry_run=dry_run)
     if dry_run:
+        refused = fixture_problems(chosen.definition, fixtures or {})
+        if refused:
+            raise RunRefused(f"{refused[0][0]}: {refused[0][1]}", refused)
         context = {**(context or {}), FIXTURES: dict(fixtures or {})}
     resolved, problems = resolve_inputs(chosen.definition.get("inputs") or {}, inputs or {})
     if problems:

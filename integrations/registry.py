@@ -61,6 +61,8 @@ class ActionSpec:
     # What a dry run says the action would do, formatted with its inputs ("contain host
     # {device_id}"); without it, the action's name and inputs.
     plan: str = ""
+    # For a write that only reads with some inputs (an HTTP GET): a dry run runs those.
+    reads_with: Callable[[dict[str, Any]], bool] | None = None
     # What the step's output holds, for authors (the API and docs show it).
     output: str = ""
 
@@ -108,6 +110,7 @@ def action(
     connection_required: bool = False,
     output: str = "",
     plan: str = "",
+    reads_with: Callable[[dict[str, Any]], bool] | None = None,
 ) -> Callable[[ActionFunc], ActionFunc]:
     """Register `func` as the action `name`."""
 
@@ -125,6 +128,7 @@ def action(
             connection_required=connection_required,
             output=output,
             plan=plan,
+            reads_with=reads_with,
         )
         return func
 

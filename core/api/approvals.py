@@ -35,6 +35,7 @@ class DecisionSerializer(serializers.ModelSerializer[ApprovalDecision]):
 class ApprovalSerializer(serializers.ModelSerializer[ApprovalRequest]):
     playbook = serializers.CharField(source="run.playbook.name")
     version = serializers.IntegerField(source="run.version.number")
+    dry_run = serializers.BooleanField(source="run.dry_run", help_text="asked by a dry run")
     step = serializers.CharField(source="step_id")
     unit = serializers.CharField(source="unit_label")
     request = serializers.IntegerField(source="number")
@@ -47,8 +48,8 @@ class ApprovalSerializer(serializers.ModelSerializer[ApprovalRequest]):
     class Meta:
         model = ApprovalRequest
         fields = [
-            "id", "run", "playbook", "version", "step", "unit", "request", "kind", "status",
-            "approvers", "rung", "min_approvals", "approvals", "four_eyes", "message",
+            "id", "run", "playbook", "version", "dry_run", "step", "unit", "request", "kind",
+            "status", "approvers", "rung", "min_approvals", "approvals", "four_eyes", "message",
             "guarded_inputs", "bound_hash", "reason", "budget", "deadline", "reminders",
             "requested_at", "decided_at", "timed_out", "decisions", "can_decide", "why_not",
         ]  # fmt: skip

@@ -64,8 +64,8 @@ class FailureFilter(django_filters.FilterSet):
 
 
 class FailureInbox(generics.ListAPIView[Run]):
-    """Failed, compensated and needs-attention runs across playbooks, newest first, each
-    with its first error and the runs that re-ran it."""
+    """Failed, compensated and needs-attention runs across playbooks (not dry runs), newest
+    first, each with its first error and the runs that re-ran it."""
 
     permission_classes = [RolePermission]
     serializer_class = FailureSerializer
@@ -74,7 +74,7 @@ class FailureInbox(generics.ListAPIView[Run]):
     def get_queryset(self) -> QuerySet[Run]:
         units = StepRun.objects.filter(error__isnull=False).order_by("id")
         return (
-            Run.objects.filter(status__in=INBOX)
+            Run.objects.filter(status__in=INBOX, dry_run=False)  # rehearsals are not failures
             .select_related("playbook", "version")
             .prefetch_related(Prefetch("units", queryset=units), Prefetch(
                 "reruns", queryset=Run.objects.order_by("id").only("id", "rerun_of_id")))

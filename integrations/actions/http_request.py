@@ -146,6 +146,7 @@ with warnings.catch_warnings():
     action(
         "http.request",
         plan="send {method} {url}",
+        reads_with=lambda inputs: inputs.get("method", "GET") in ("GET", "HEAD"),
         side_effect="write",
         idempotent=True,
         connection="http",

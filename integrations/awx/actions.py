@@ -50,7 +50,7 @@ def _job(body: dict[str, Any]) -> dict[str, Any]:
     return {name: body.get(name) for name in JOB_FIELDS}
 
 
-@action("awx.launch_job", plan="launch AWX job template {job_template} limited to {limit}", side_effect="destructive", connection="awx", connection_required=True,
+@action("awx.launch_job", plan='launch AWX job template {job_template} limited to {limit}', side_effect="destructive", connection="awx", connection_required=True,
         output="the job: `id`, `status` (successful), `failed`, `started`, `finished`, `elapsed`, `limit`")  # fmt: skip
 def launch_job(ctx: ActionContext, *, job_template: int, extra_vars: dict[str, Any] | None = None,
                limit: str | None = None, inventory: int | None = None, job_tags: str | None = None,

@@ -44,7 +44,7 @@ def _change_state(ctx: ActionContext, *, device_id: str, action_name: str, pendi
                    what=f"host {device_id} to be {done} (it is {status})")  # fmt: skip
 
 
-@action("crowdstrike.contain_host", plan="contain host {device_id}", side_effect="destructive", idempotent=True,
+@action("crowdstrike.contain_host", plan='contain host {device_id}', side_effect="destructive", idempotent=True,
         connection="crowdstrike", connection_required=True,
         output="the host (`device_id`, `hostname`, `status`: contained, platform, addresses) and `requested`")  # fmt: skip
 def contain_host(ctx: ActionContext, *, device_id: str, wait: bool = True,
@@ -60,7 +60,7 @@ def contain_host(ctx: ActionContext, *, device_id: str, wait: bool = True,
                          poll_interval=poll_interval, wait_timeout=wait_timeout)  # fmt: skip
 
 
-@action("crowdstrike.lift_containment", plan="lift the containment of host {device_id}", side_effect="write", idempotent=True,
+@action("crowdstrike.lift_containment", plan='lift the containment of host {device_id}', side_effect="write", idempotent=True,
         connection="crowdstrike", connection_required=True,
         output="the host (`device_id`, `hostname`, `status`: normal, …) and `requested`")  # fmt: skip
 def lift_containment(ctx: ActionContext, *, device_id: str, wait: bool = True,
@@ -81,7 +81,7 @@ def get_host(ctx: ActionContext, *, device_id: str) -> dict[str, Any]:
         return _host(falcon.device(device_id))
 
 
-@action("crowdstrike.rtr_get_file", side_effect="read", idempotent=True,
+@action("crowdstrike.rtr_get_file", plan='fetch {file_path} from host {device_id} over Real Time Response', side_effect="write", idempotent=True,
         connection="crowdstrike", connection_required=True,
         output="the evidence artifact: `artifact_id`, `sha256`, `size`, `filename`, `url`; `vendor_sha256` of the file itself")  # fmt: skip
 def rtr_get_file(ctx: ActionContext, *, device_id: str, file_path: str,

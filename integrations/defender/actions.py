@@ -65,7 +65,7 @@ def _run_machine_action(defender: Defender, *, machine_id: str, kind: str, verb:
     return {**_shown(current), "adopted": bool(progress.get("adopted"))}
 
 
-@action("defender.isolate_machine", plan="isolate machine {machine_id}", side_effect="destructive", idempotent=True,
+@action("defender.isolate_machine", plan='isolate machine {machine_id}', side_effect="destructive", idempotent=True,
         connection="defender", connection_required=True,
         output="the machine action: `id`, `type`, `status` (Succeeded), `machineId`, `computerDnsName`, `adopted`")  # fmt: skip
 def isolate_machine(ctx: ActionContext, *, machine_id: str, comment: str,
@@ -81,7 +81,7 @@ def isolate_machine(ctx: ActionContext, *, machine_id: str, comment: str,
         )  # fmt: skip
 
 
-@action("defender.unisolate_machine", plan="release machine {machine_id} from isolation", side_effect="write", idempotent=True,
+@action("defender.unisolate_machine", plan='release machine {machine_id} from isolation', side_effect="write", idempotent=True,
         connection="defender", connection_required=True,
         output="the machine action: `id`, `type` (Unisolate), `status`, `machineId`, `adopted`")  # fmt: skip
 def unisolate_machine(ctx: ActionContext, *, machine_id: str, comment: str, wait: bool = True,
@@ -96,7 +96,7 @@ def unisolate_machine(ctx: ActionContext, *, machine_id: str, comment: str, wait
         )  # fmt: skip
 
 
-@action("defender.collect_investigation_package", side_effect="read", idempotent=True,
+@action("defender.collect_investigation_package", plan='collect an investigation package from machine {machine_id}', side_effect="write", idempotent=True,
         connection="defender", connection_required=True,
         output="the evidence artifact (`artifact_id`, `sha256`, `size`, `filename`, `url`) and the machine action")  # fmt: skip
 def collect_investigation_package(ctx: ActionContext, *, machine_id: str, comment: str,

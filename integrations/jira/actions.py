@@ -18,7 +18,7 @@ def run_label(ctx: ActionContext) -> str:
     return f"bulwark-{key}"[:255]
 
 
-@action("jira.create_issue", plan="open a {project} issue: {summary!r}", side_effect="write", idempotent=True, connection="jira",
+@action("jira.create_issue", plan='open a {project} issue: "{summary}"', side_effect="write", idempotent=True, connection="jira",
         connection_required=True,
         output="`key` (e.g. SEC-24), `id`, `self`, the run `label`, and whether it was `created` now")  # fmt: skip
 def create_issue(ctx: ActionContext, *, project: str, summary: str, description: str = "",
@@ -50,7 +50,7 @@ def create_issue(ctx: ActionContext, *, project: str, summary: str, description:
 
 @action(
     "jira.add_comment",
-    plan="comment on {issue}: {text!r}",
+    plan='comment on {issue}: "{text}"',
     side_effect="write",
     connection="jira",
     connection_required=True,

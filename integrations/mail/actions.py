@@ -112,7 +112,7 @@ class Mailer:
                 "refused": sorted(refused)}  # fmt: skip
 
 
-@action("email.send", plan="e-mail {to}: {subject!r}", side_effect="write", connection="email", connection_required=True,
+@action("email.send", plan='e-mail {to}: "{subject}"', side_effect="write", connection="email", connection_required=True,
         output="`message_id`, and the recipients `accepted` and `refused` by the server")  # fmt: skip
 def send(ctx: ActionContext, *, to: list[str], subject: str, text: str, html: str | None = None,
          cc: list[str] | None = None, reply_to: str | None = None) -> dict[str, Any]:  # fmt: skip

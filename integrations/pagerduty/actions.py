@@ -35,7 +35,7 @@ def default_dedup_key(ctx: ActionContext) -> str:
     return f"bulwark-{ctx.idempotency_key}"[:255]
 
 
-@action("pagerduty.trigger", plan="page on-call: {summary!r} ({severity})", side_effect="write", idempotent=True, connection="pagerduty",
+@action("pagerduty.trigger", plan='page on-call: "{summary}" ({severity})', side_effect="write", idempotent=True, connection="pagerduty",
         connection_required=True, output="`status`, `message` and the alert's `dedup_key` (for resolve)")  # fmt: skip
 def trigger(ctx: ActionContext, *, summary: str, source: str, severity: Severity = "error",
             dedup_key: str | None = None, component: str | None = None, group: str | None = None,
@@ -59,7 +59,7 @@ def trigger(ctx: ActionContext, *, summary: str, source: str, severity: Severity
         return pagerduty.enqueue(event)
 
 
-@action("pagerduty.resolve", plan="resolve the PagerDuty incident {dedup_key}", side_effect="write", idempotent=True, connection="pagerduty",
+@action("pagerduty.resolve", plan='resolve the PagerDuty incident {dedup_key}', side_effect="write", idempotent=True, connection="pagerduty",
         connection_required=True, output="`status`, `message` and the `dedup_key` resolved")  # fmt: skip
 def resolve(ctx: ActionContext, *, dedup_key: str) -> dict[str, Any]:
     """Resolve the alert opened with `dedup_key`."""

@@ -76,7 +76,7 @@ def _network_state(ctx: ActionContext, *, agent_id: str, verb: str, done: str, w
                    what=f"agent {agent_id} to be {done} (it is {agent['networkStatus']})")  # fmt: skip
 
 
-@action("sentinelone.disconnect_agent", plan="disconnect agent {agent_id} from the network", side_effect="destructive", idempotent=True,
+@action("sentinelone.disconnect_agent", plan='disconnect agent {agent_id} from the network', side_effect="destructive", idempotent=True,
         connection="sentinelone", connection_required=True,
         output="the agent (`id`, `computerName`, `networkStatus`: disconnected, …) and `requested`")  # fmt: skip
 def disconnect_agent(ctx: ActionContext, *, agent_id: str, wait: bool = True,
@@ -87,7 +87,7 @@ def disconnect_agent(ctx: ActionContext, *, agent_id: str, wait: bool = True,
                           poll_interval=poll_interval, wait_timeout=wait_timeout)  # fmt: skip
 
 
-@action("sentinelone.connect_agent", plan="reconnect agent {agent_id} to the network", side_effect="write", idempotent=True,
+@action("sentinelone.connect_agent", plan='reconnect agent {agent_id} to the network', side_effect="write", idempotent=True,
         connection="sentinelone", connection_required=True,
         output="the agent (`id`, `computerName`, `networkStatus`: connected, …) and `requested`")  # fmt: skip
 def connect_agent(ctx: ActionContext, *, agent_id: str, wait: bool = True,

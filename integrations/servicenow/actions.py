@@ -47,7 +47,7 @@ def _shown(record: dict[str, Any]) -> dict[str, Any]:
     return {name: record.get(name) for name in FIELDS.split(",")}
 
 
-@action("servicenow.create_incident", plan="open a ServiceNow incident: {short_description!r}", side_effect="write", idempotent=True, connection="servicenow",
+@action("servicenow.create_incident", plan='open a ServiceNow incident: "{short_description}"', side_effect="write", idempotent=True, connection="servicenow",
         connection_required=True,
         output="`sys_id`, `number` (INC…), `state`, `correlation_id`, and whether it was `created` now")  # fmt: skip
 def create_incident(ctx: ActionContext, *, short_description: str, description: str = "",

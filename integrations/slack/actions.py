@@ -12,7 +12,7 @@ from integrations.slack.client import Slack
 
 @action(
     "slack.post_message",
-    plan="post to {channel}: {text!r}",
+    plan='post to {channel}: "{text}"',
     side_effect="write",
     connection="slack",
     connection_required=True,

@@ -55,7 +55,7 @@ def card(title: str, text: str, facts: dict[str, str] | None, link_url: str | No
         {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": content}]}  # fmt: skip
 
 
-@action("teams.post_card", plan="post the card {title!r} to Microsoft Teams", side_effect="write", connection="teams", connection_required=True,
+@action("teams.post_card", plan='post the card "{title}" to Microsoft Teams', side_effect="write", connection="teams", connection_required=True,
         output="`status_code`: 202 when the workflow accepted the card")  # fmt: skip
 def post_card(ctx: ActionContext, *, title: str, text: str, facts: dict[str, str] | None = None,
               link_url: str | None = None, link_title: str = "Open in Bulwark") -> dict[str, Any]:  # fmt: skip

@@ -212,3 +212,17 @@ def test_a_rerun_keeps_only_the_inputs_the_active_version_declares(
     response = client_for(bob).post(f"/api/v1/runs/{run.pk}/rerun/")
     assert response.status_code == 201, response.json()
     assert response.json()["inputs"] == {}
+
+
+def test_dry_runs_are_neither_failures_nor_replayed(
+    dave: User, inline_dispatch: InlineDispatcher
+) -> None:
+    version = published_version(definition({**FLAKY}, name="rehearsed"))
+    dry = start_run(playbook=version.playbook, actor="user:bob", dry_run=True)
+    inline_dispatch.drain()
+    dry.refresh_from_db()
+    assert dry.status == "failed"  # util.fail is a read: it ran, and failed
+    assert client_for(dave).get("/api/v1/failures/").json()["results"] == []
+    batch = request_replay(playbook=version.playbook, since=timezone.now() - timedelta(minutes=1),
+                           until=timezone.now() + timedelta(seconds=1), actor="user:bob")  # fmt: skip
+    assert batch.items.count() == 0

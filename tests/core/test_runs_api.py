@@ -180,3 +180,44 @@ def test_a_running_step_shows_its_worker_and_since_when(
     )
     assert step["attempt_started_at"] is not None
     assert step["attempt_history"] == []  # an attempt's row is written when it ends
+
+
+def test_a_dry_runs_planned_write_is_checked_and_shown_as_the_action_would_take_it(
+    bob: User, inline_dispatch: InlineDispatcher
+) -> None:
+    from core.runs import start_run
+    from integrations.connections import create_connection
+
+    create_connection(integration="http", name="gateway", base_url="https://gw.example.test",
+                      credentials={}, actor="user:alice")  # fmt: skip
+    version = published_version(definition(
+        {"id": "block", "action": "http.request", "connection": "gateway",
+         "with": {"method": "POST", "url": "https://gw.example.test/block"}},
+        {"id": "typo", "action": "http.request", "connection": "gateway",
+         "with": {"method": "POST", "urll": "https://gw.example.test/x"}},
+        name="http-dry"))  # fmt: skip
+    run = start_run(playbook=version.playbook, actor="user:bob", dry_run=True)
+    inline_dispatch.drain()
+    units = {u.step_id: u for u in Run.objects.get(pk=run.pk).units.all()}
+    assert units["block"].output["plan"] == (
+        "would send POST https://gw.example.test/block via connection gateway"
+    )
+    assert units["typo"].status == "failed"  # as the real call would refuse it
+    assert units["typo"].error["message"].startswith("invalid inputs for http.request: url")
+
+
+def test_fixtures_must_name_what_the_version_has_and_hold_an_output(
+    bob: User, playbook: str
+) -> None:
+    start = {"playbook": playbook, "inputs": {"host": "h"}, "dry_run": True}
+    response = client_for(bob).post("/api/v1/runs/", {**start, "fixtures": {"frist": {}, "a": None}},
+                                    format="json")  # fmt: skip
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {
+            "path": "fixtures.frist",
+            "message": "names no step, for_each item or action of this version",
+        },
+        {"path": "fixtures.a", "message": "is null: a fixture is the output to answer with"},
+    ]
+    assert not Run.objects.exists()

@@ -57,11 +57,15 @@ def test_a_dry_run_of_the_example_calls_no_vendor_and_returns_its_plan(
     plans = {p["unit"]: p["plan"] for p in body["plan"]}
     assert plans["isolate"] == f"would contain host {HOST} via connection lab-crowdstrike"
     assert plans["notify"] == (
-        "would post to #soc: 'Host WS-FIN-042 (4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f90) is contained: "
-        "severity high, file 275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f.' "
+        'would post to #soc: "Host WS-FIN-042 (4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f90) is contained: '
+        'severity high, file 275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f." '
         "via connection lab-slack"
     )
-    assert plans["ticket"].startswith("would open a SEC issue: 'Compromised host WS-FIN-042")
+    assert plans["ticket"].startswith('would open a SEC issue: "Compromised host WS-FIN-042')
+    assert plans["collect_evidence"] == (  # it runs a command on the host: planned too
+        "would fetch C:\\Users\\Public\\Downloads\\invoice.exe from host "
+        f"{HOST} over Real Time Response via connection lab-crowdstrike"
+    )
     steps = {s["unit"]: s for s in body["steps"]}
     assert steps["enrich"]["output"] == FIXTURES["enrich"]
     assert steps["patch_fleet[0]"]["output"]["message"].startswith(

@@ -176,6 +176,23 @@ def test_re_running_starts_a_new_run_with_the_same_inputs(
     again = Run.objects.exclude(pk=run.pk).get()
     assert response["Location"] == f"/runs/{again.pk}/"
     assert again.inputs == run.inputs
+    assert again.rerun_of_id == run.pk  # linked, as from the API
+
+
+def test_re_running_a_dry_run_from_the_page_stays_dry(
+    playbook: PlaybookVersion, bob: User, inline_dispatch: InlineDispatcher
+) -> None:
+    from core.runs import start_run
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        dry = start_run(playbook=playbook.playbook, inputs={"host": "h"}, actor="user:bob",
+                        dry_run=True)  # fmt: skip
+    while inline_dispatch.drain():
+        pass
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        browser(bob).post(f"/runs/{dry.pk}/rerun/")
+    again = Run.objects.get(rerun_of=dry)
+    assert again.dry_run is True
 
 
 @pytest.mark.parametrize(("path", "many"), [("/runs/", 3), ("/alerts/", 3), ("/", 3)])

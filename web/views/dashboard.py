@@ -26,10 +26,12 @@ FAILED = (RunStatus.FAILED, RunStatus.NEEDS_ATTENTION, RunStatus.COMPENSATED)
 def dashboard(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     since = now - WINDOW
-    open_runs = Run.objects.active().select_related("playbook", "version")
-    pending = ApprovalRequest.objects.filter(status=ApprovalRequest.Status.PENDING)
+    # Response, not rehearsals: dry runs are on the runs page.
+    open_runs = Run.objects.active().filter(dry_run=False).select_related("playbook", "version")
+    pending = ApprovalRequest.objects.filter(status=ApprovalRequest.Status.PENDING,
+                                             run__dry_run=False)  # fmt: skip
     failures = (
-        Run.objects.filter(status__in=FAILED, created_at__gte=since)
+        Run.objects.filter(status__in=FAILED, created_at__gte=since, dry_run=False)
         .select_related("playbook", "version")
         .order_by("-created_at", "-id")
     )

@@ -22,7 +22,7 @@ from audit.models import AuditEvent
 from core.approval_models import ApprovalRequest
 from core.engine.state import RunStatus, UnitStatus
 from core.models import Attempt, Run, StepRun
-from core.runs import RunRefused, cancel_run, retry_step, start_run
+from core.runs import RunRefused, cancel_run, rerun, retry_step, start_run
 from playbooks.models import Playbook, PlaybookVersion
 from web.access import can, needs, page
 from web.graph import run_graph
@@ -184,8 +184,7 @@ def run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             retry_step(run=run, step_id=step, actor=actor)
             messages.success(request, f"Step {step} of run {run.pk} is being retried.")
         elif action == "rerun":
-            again = start_run(playbook=run.playbook, inputs=run.inputs, user=request.user,
-                              actor=actor)  # fmt: skip
+            again = rerun(run=run, user=request.user, actor=actor)
             messages.success(request, f"Run {again.pk} started on {run.playbook.name} "
                              f"v{again.version.number} with run {run.pk}'s inputs.")  # fmt: skip
             return redirect("web:run", pk=again.pk)
