@@ -44,13 +44,16 @@ KINDS: Final[dict[str, Kind]] = {
                                     "in a time window", "replay since until runs rate_per_second"),
     # Runs (stream run:<id>)
     "run.created": _k("run", "a run was started: by whom, on which version, with which inputs",
-                      "playbook version content_hash inputs rerun_of replay"),
+                      "playbook version content_hash inputs rerun_of replay dry_run parent_run "
+                      "parent_step"),
     "run.resumed": _k("run", "a person resumed the failed run from its failed steps",
                       "steps kept"),
     "run.rerun": _k("run", "a person (or a replay) re-ran the finished run as a new run",
                     "run version replay"),
     "run.rerun_refused": _k("run", "a replay could not re-run the run, and why",
                             "replay error"),
+    "run.child_started": _k("run", "a playbook step started its child run",
+                            "unit child playbook version", step=True),
     "run.started": _k("run", "the run's first steps were queued"),
     "run.running": _k("run", "the run is moving again (after a retry, or approval)"),
     "run.waiting_approval": _k("run", "nothing can move until people decide"),

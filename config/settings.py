@@ -275,6 +275,10 @@ BULWARK_AUDIT_RETENTION_CHECK_SECONDS = _env_int("BULWARK_AUDIT_RETENTION_CHECK_
 # replay after a vendor outage does not become the next outage.
 BULWARK_REPLAY_RUNS_PER_SECOND = _env_float("BULWARK_REPLAY_RUNS_PER_SECOND", 2.0)
 BULWARK_REPLAY_MAX_RUNS = _env_int("BULWARK_REPLAY_MAX_RUNS", 1000)
+# Sub-playbooks (core.subplaybooks): how deep child runs may nest, and how often a parent
+# step looks at its child.
+BULWARK_SUBPLAYBOOK_MAX_DEPTH = _env_int("BULWARK_SUBPLAYBOOK_MAX_DEPTH", 5)
+BULWARK_SUBPLAYBOOK_POLL_SECONDS = _env_float("BULWARK_SUBPLAYBOOK_POLL_SECONDS", 2.0)
 
 LOGGING = {
     "version": 1,

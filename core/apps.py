@@ -9,6 +9,7 @@ class CoreConfig(AppConfig):
         from core.broker import configure_broker
 
         configure_broker()
+        import core.subplaybooks
         import core.tasks  # noqa: F401
         from core.playbook_testing import failing_test_problems
         from playbooks.versions import add_publish_check

@@ -46,6 +46,13 @@ class Run(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     # A dry run: reads run (or answer from fixtures), writes only say what they would do.
     dry_run = models.BooleanField(default=False)
+    # The run whose `playbook:` step started this one, that step's unit, and the attempt
+    # it belongs to (its idempotency key: a retried start finds the child it made).
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    parent_unit = models.CharField(max_length=80, blank=True, default="")
+    parent_key = models.CharField(max_length=300, null=True, blank=True, unique=True)
     # The finished run this one re-runs (on the then active version, with its inputs).
     rerun_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reruns"

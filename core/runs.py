@@ -66,12 +66,14 @@ def start_run(
     replay: int | None = None,
     dry_run: bool = False,
     fixtures: dict[str, Any] | None = None,
+    parent: tuple[Run, str, str] | None = None,
 ) -> Run:
     """Create a run of the playbook's active (or given) version and start its first steps.
 
     `rerun_of` links it to the finished run it re-runs; `replay`, to the bulk replay that
     started it (its ReplayBatch id). A `dry_run` may run any version, drafts included;
-    `fixtures` answer its steps by unit, step or action (core.dry_run)."""
+    `fixtures` answer its steps by unit, step or action (core.dry_run). `parent` is the
+    run, unit and attempt key of the `playbook:` step that starts it (core.subplaybooks)."""
     if fixtures and not dry_run:
         raise RunRefused("fixtures are for dry runs only", [("fixtures", "needs dry_run")])
     chosen = _pick_version(playbook, version, dry_run=dry_run)
@@ -83,13 +85,6 @@ def start_run(
     resolved, problems = resolve_inputs(chosen.definition.get("inputs") or {}, inputs or {})
     if problems:
         raise RunRefused(f"{problems[0][0]}: {problems[0][1]}", problems)
-    unsupported = [
-        (f"steps.{s['id']}", "playbook steps are not supported by this engine yet")
-        for s in chosen.definition["steps"]
-        if s.get("playbook")
-    ]
-    if unsupported:
-        raise RunRefused(f"{unsupported[0][0]}: {unsupported[0][1]}", unsupported)
     with transaction.atomic():
         run = Run.objects.create(
             playbook=playbook,
@@ -101,6 +96,9 @@ def start_run(
             status=RunStatus.RUNNING,
             rerun_of=rerun_of,
             dry_run=dry_run,
+            parent=parent[0] if parent else None,
+            parent_unit=parent[1] if parent else "",
+            parent_key=parent[2] if parent else None,
         )
         plan = plan_for(run)
         state = new_run_state(plan, run_id=run.pk, inputs=resolved)
@@ -122,6 +120,7 @@ def start_run(
                 "inputs": resolved,
                 **({"rerun_of": rerun_of.pk} if rerun_of is not None else {}),
                 **({"dry_run": True} if dry_run else {}),
+                **({"parent_run": parent[0].pk, "parent_step": parent[1]} if parent else {}),
                 **({"replay": replay} if replay is not None else {}),
             },
             run_id=run.pk,

@@ -63,6 +63,9 @@ class ActionSpec:
     plan: str = ""
     # For a write that only reads with some inputs (an HTTP GET): a dry run runs those.
     reads_with: Callable[[dict[str, Any]], bool] | None = None
+    # The engine's own (a `playbook:` step's child run): not in the catalogue playbooks
+    # name actions from.
+    internal: bool = False
     # What the step's output holds, for authors (the API and docs show it).
     output: str = ""
 
@@ -111,6 +114,7 @@ def action(
     output: str = "",
     plan: str = "",
     reads_with: Callable[[dict[str, Any]], bool] | None = None,
+    internal: bool = False,
 ) -> Callable[[ActionFunc], ActionFunc]:
     """Register `func` as the action `name`."""
 
@@ -129,6 +133,7 @@ def action(
             output=output,
             plan=plan,
             reads_with=reads_with,
+            internal=internal,
         )
         return func
 

@@ -56,8 +56,30 @@ class _Checked:
 
 
 def check_definition(definition: dict[str, Any] | str) -> list[Problem]:
-    """Every problem with a definition as a draft (actions, inputs, graph); no side effects."""
-    return validate_definition(definition, catalogue=current_catalogue())
+    """Every problem with a definition as a draft (actions, inputs, graph, calling itself
+    through other playbooks); no side effects."""
+    return validate_definition(definition, catalogue=current_catalogue(), calls=playbook_calls())
+
+
+def playbook_calls() -> dict[str, set[str]]:
+    """What each published playbook's steps call (its active version's `playbook:` steps)."""
+    published = PlaybookVersion.objects.filter(state=PlaybookVersion.State.PUBLISHED)
+    return {
+        name: {s["playbook"] for s in definition.get("steps") or []
+               if isinstance(s, dict) and isinstance(s.get("playbook"), str)}
+        for name, definition in published.values_list("playbook__name", "definition")
+    }  # fmt: skip
+
+
+def _unpublished_callees(definition: dict[str, Any], calls: dict[str, set[str]]) -> list[Problem]:
+    """`playbook:` steps naming a playbook with no published version: nothing to run."""
+    return [
+        Problem(f"steps.{s['id']}.playbook",
+                f"no published playbook {s['playbook']!r} (publish it first)")
+        for s in definition.get("steps") or []
+        if isinstance(s, dict) and isinstance(s.get("playbook"), str)
+        and s["playbook"] not in calls and s["playbook"] != definition.get("name")
+    ]  # fmt: skip
 
 
 def _check(definition: dict[str, Any] | str) -> _Checked:
@@ -180,9 +202,11 @@ def publish_problems(definition: dict[str, Any]) -> list[Problem]:
     connections, then the guardrail (unless the playbook declares `autonomous: true`), then
     the added checks (its tests)."""
     catalogue = current_catalogue()
+    calls = playbook_calls()
     problems = validate_definition(
-        definition, catalogue=catalogue, connections=current_connections()
+        definition, catalogue=catalogue, connections=current_connections(), calls=calls
     )
+    problems = problems or _unpublished_callees(definition, calls)
     problems = problems or guardrail_problems(definition, catalogue)
     for check in _publish_checks:
         if problems:

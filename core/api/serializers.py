@@ -94,10 +94,18 @@ class RunDetailSerializer(RunSerializer):
     approvals = serializers.SerializerMethodField()
     reruns = serializers.SerializerMethodField()
     plan = serializers.SerializerMethodField()
+    parent_step = serializers.CharField(source="parent_unit", help_text="the parent's step unit")
+    children = serializers.SerializerMethodField()
 
     class Meta(RunSerializer.Meta):
         fields = [*RunSerializer.Meta.fields, "content_hash", "inputs", "steps", "artifacts",
-                  "approvals", "rerun_of", "reruns", "plan"]  # fmt: skip
+                  "approvals", "rerun_of", "reruns", "plan", "parent", "parent_step",
+                  "children"]  # fmt: skip
+
+    def get_children(self, run: Run) -> list[dict[str, Any]]:
+        """The child runs its `playbook:` steps started."""
+        rows = Run.objects.filter(parent=run).order_by("id").values("id", "parent_unit", "status")
+        return [{"run": r["id"], "step": r["parent_unit"], "status": r["status"]} for r in rows]
 
     def get_plan(self, run: Run) -> list[dict[str, Any]] | None:
         """A dry run's plan: what each write would have sent, in the order it was planned

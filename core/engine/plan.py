@@ -19,6 +19,7 @@ DEFAULT_ATTEMPTS = 3
 DEFAULT_BACKOFF = 1.0
 DEFAULT_MAX_BACKOFF = 60.0
 DEFAULT_TIMEOUT = 300.0
+SUBPLAYBOOK_ACTION = "playbook.run"
 
 
 @dataclass(frozen=True)
@@ -154,12 +155,19 @@ def _step(data: Mapping[str, Any]) -> StepPlan:
         "approval" if data.get("approval") else "playbook" if data.get("playbook") else "action"
     )
     compensate = data.get("compensate")
+    # A `playbook:` step runs as the engine's own action, which starts the child run and
+    # waits for it (core.subplaybooks); its `with:` are the child's inputs.
+    playbook = data.get("playbook")
     return StepPlan(
         id=data["id"],
         kind=kind,
         needs=tuple(data.get("needs") or ()),
-        action=data.get("action"),
-        with_=dict(data.get("with") or {}),
+        action=SUBPLAYBOOK_ACTION if playbook else data.get("action"),
+        with_=(
+            {"playbook": playbook, "inputs": dict(data.get("with") or {})}
+            if playbook
+            else dict(data.get("with") or {})
+        ),
         if_=data.get("if"),
         for_each=data.get("for_each"),
         max_parallel=data.get("max_parallel"),

@@ -98,16 +98,6 @@ def _start_if_ready(b: Builder, step: StepPlan) -> bool:
     if step.kind == "approval":
         open_gate(b, step)
         return True
-    if step.kind != "action":
-        fail(
-            b,
-            key,
-            {
-                "kind": "unsupported",
-                "message": f"{step.kind} steps are not supported by this engine yet",
-            },
-        )
-        return True
     before = b.unit(key).status
     verdict = gate_verdict(b, step)
     if verdict == "wait":

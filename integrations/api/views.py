@@ -89,5 +89,5 @@ class IntegrationViewSet(viewsets.ViewSet):
 
     @extend_schema(responses=ActionSerializer(many=True))
     def list(self, request: Request) -> Response:
-        specs = sorted(load_actions().values(), key=lambda spec: spec.name)
+        specs = sorted((s for s in load_actions().values() if not s.internal), key=lambda s: s.name)
         return Response(ActionSerializer(specs, many=True).data)

@@ -16,6 +16,7 @@ from playbooks.definition import (
     check_json_tree,
     load_definition_text,
 )
+from playbooks.validation.calls import call_problems
 from playbooks.validation.guardrail import guardrail_problems
 from playbooks.validation.inputs import ActionSpecLike, catalogue_from_registry
 from playbooks.validation.problems import ActionInfo, Problem
@@ -39,11 +40,13 @@ def validate_definition(
     *,
     catalogue: Mapping[str, ActionInfo],
     connections: Collection[tuple[str, str]] | None = None,
+    calls: Mapping[str, Collection[str]] | None = None,
 ) -> list[Problem]:
     """Every problem with a definition (YAML/JSON text or a mapping); [] when it is valid.
 
     `catalogue` maps action names to what the validator knows of them; `connections` holds
-    the configured (integration, name) pairs, or None to skip checking `connection:`.
+    the configured (integration, name) pairs, or None to skip checking `connection:`;
+    `calls`, what each published playbook's steps call, or None to skip call cycles.
     """
     if isinstance(data, str):
         try:
@@ -75,4 +78,6 @@ def validate_definition(
         problems += step_template_problems(view, index, step)
     problems += trigger_problems(data.get("triggers"), data.get("inputs"))
     problems += test_problems(data)
+    if calls is not None:
+        problems += call_problems(data, view.paths, calls)
     return list(dict.fromkeys(problems))

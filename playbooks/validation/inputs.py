@@ -62,6 +62,7 @@ def catalogue_from_registry(specs: Mapping[str, ActionSpecLike]) -> dict[str, Ac
             connection_integration=spec.connection_integration,
         )
         for name, spec in specs.items()
+        if not getattr(spec, "internal", False)
     }
 
 

@@ -27,7 +27,8 @@ def integration_list(request: HttpRequest) -> HttpResponse:
         except ConnectionHealth.DoesNotExist:
             health = None
         rows.append({"connection": connection, "health": health})
-    actions = Counter(spec.name.split(".", 1)[0] for spec in load_actions().values())
+    actions = Counter(spec.name.split(".", 1)[0] for spec in load_actions().values()
+                      if not spec.internal)  # fmt: skip
     return render(request, "web/integrations.html", {
         "rows": rows, "actions": sorted(actions.items()),
         "can_test": can(request, roles.AUTHOR),

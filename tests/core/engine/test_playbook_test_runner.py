@@ -14,7 +14,6 @@ from core.playbook_testing import run_definition_tests
 from playbooks.definition import load_definition_text
 from playbooks.playbook_tests import STEP_STATUSES, TEST_OUTCOMES
 from playbooks.validation import validate_definition
-from playbooks.versions import check_definition
 
 LIBRARY = sorted((Path(__file__).resolve().parents[3] / "playbooks" / "library").glob("*.yaml"))
 
@@ -49,7 +48,7 @@ MOCKS = {
 
 def _run(test: dict[str, Any], definition: dict[str, Any] | None = None) -> TestResult:
     definition = {**(definition or CONTAIN), "tests": [{"name": "t", **test}]}
-    problems = check_definition(definition)
+    problems = validate_definition(definition, catalogue=_catalogue())  # no database here
     assert problems == [], problems
     [result] = run_definition_tests(definition)
     return result
