@@ -50,10 +50,14 @@ def fixture_problems(
     names |= {s["compensate"]["action"] for s in steps if isinstance(s.get("compensate"), Mapping)
               and isinstance(s["compensate"].get("action"), str)}  # fmt: skip
     fan_outs = {s["id"] for s in steps if s.get("for_each") is not None}
+    children = {s["id"] for s in steps if s.get("playbook")}
     problems = []
     for name, value in fixtures.items():
         item = _ITEM.fullmatch(name)
-        if name not in names and not (item and item.group(1) in fan_outs):
+        if name in children:
+            problems.append((f"fixtures.{name}", "is a playbook step: its child run runs, dry, "
+                             "with its own steps"))  # fmt: skip
+        elif name not in names and not (item and item.group(1) in fan_outs):
             problems.append((f"fixtures.{name}", "names no step, for_each item or action of "
                              "this version"))  # fmt: skip
         elif value is None:

@@ -223,7 +223,7 @@ def insert_finished_attempt(*, unit_id: int, number: int, attempt_group: int, wo
 
 
 RUN_COLUMNS = ("id", "playbook_id", "version_id", "status", "inputs", "context", "created_by_id", "actor",
-               "created_at", "finished_at", "updated_at", "dry_run")  # fmt: skip
+               "created_at", "finished_at", "updated_at", "dry_run", "parent_id", "parent_unit")  # fmt: skip
 
 
 def lock_run(run_id: int, *, wait: bool) -> tuple[Run, str] | None:

@@ -132,11 +132,17 @@ def start_run(
 
 
 def cancel_run(*, run: Run, actor: str) -> Run:
-    """Stop a run: nothing new starts; attempts already running finish and are recorded."""
+    """Stop a run: nothing new starts; attempts already running finish and are recorded.
+    Its child runs (its `playbook:` steps') are cancelled too: they act for it."""
     try:
         apply_event(run.pk, Cancel(reason=f"cancelled by {actor}"), actor=actor)
     except EngineError as exc:
         raise RunRefused(str(exc)) from None
+    for child in Run.objects.filter(parent=run).active():
+        try:
+            cancel_run(run=child, actor=actor)
+        except RunRefused:  # it ended meanwhile
+            continue
     run.refresh_from_db()
     return run
 

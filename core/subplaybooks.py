@@ -11,6 +11,7 @@ a definition is saved or published (playbooks.validation.calls).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.conf import settings
@@ -27,6 +28,7 @@ from integrations.registry import action
 from playbooks.models import Playbook
 
 DEPTH = "depth"  # how deep a child run is nested, in its context
+MAX_POLL_SECONDS = 300.0
 
 
 @action(SUBPLAYBOOK_ACTION, side_effect="write", idempotent=True, internal=True,
@@ -45,13 +47,23 @@ def run_child(
                         note=f"child run {child.pk} of {playbook} started")  # fmt: skip
     child = Run.objects.select_related("version").get(pk=child_id)
     if child.status not in TERMINAL_RUN:
-        raise PollAgain(poll, progress, note=f"child run {child.pk} is {child.status}")
+        # The child's end wakes this step at once (core.transitions.wake_parent); polls
+        # are the fallback, further apart the longer it takes (an approval, a person).
+        polls = int(progress.get("polls", 0)) + 1
+        after = min(MAX_POLL_SECONDS, poll * 1.5 ** min(polls, 20))
+        raise PollAgain(after, {**progress, "polls": polls},
+                        note=f"child run {child.pk} is {child.status}")  # fmt: skip
     if child.status != RunStatus.SUCCEEDED:
         raise PermanentError(f"child run {child.pk} of {playbook} ended {child.status}"
                              f"{_first_error(child)}", kind="child_failed")  # fmt: skip
     steps = {u.step_id: u.output for u in child.units.filter(item_index=-1, phase="main")}
-    return {"run": child.pk, "playbook": playbook, "version": child.version.number,
-            "status": child.status, "steps": steps}  # fmt: skip
+    result = {"run": child.pk, "playbook": playbook, "version": child.version.number,
+              "status": child.status, "steps": steps}  # fmt: skip
+    if len(json.dumps(steps, default=str)) > settings.BULWARK_MAX_OUTPUT_BYTES // 2:
+        # Too large to carry whole: templates keep the run's facts, the rest is on the child.
+        result["steps"] = {}
+        result["steps_omitted"] = f"the child's outputs are too large; read run {child.pk}"
+    return result
 
 
 def _child_of(ctx: ActionContext) -> Run | None:
@@ -74,8 +86,10 @@ def _start_child(ctx: ActionContext, name: str, inputs: dict[str, Any]) -> Run:
         context["alert"] = parent.context["alert"]
     try:
         with transaction.atomic():
-            child = start_run(playbook=playbook, inputs=inputs, actor=f"run:{parent.pk}",
-                              context=context, dry_run=parent.dry_run,
+            # Started on behalf of whoever started the parent: four-eyes gates in the
+            # child see the same person, who may not approve them there either.
+            child = start_run(playbook=playbook, inputs=inputs, actor=parent.actor,
+                              user=parent.created_by, context=context, dry_run=parent.dry_run,
                               parent=(parent, unit, ctx.idempotency_key))  # fmt: skip
             record_event(stream=f"run:{parent.pk}", kind="run.child_started",
                          actor=f"run:{parent.pk}", run_id=parent.pk, step_id=ctx.step_id,

@@ -24,9 +24,11 @@ from core.approvals.records import record_approvals
 from core.attempt_results import AttemptResult
 from core.dispatch import Message, get_dispatcher
 from core.engine.advance import advance_all
-from core.engine.events import Decision, Event, Fact, Nudge
+from core.engine.events import Decision, Event, Fact, Nudge, RetryDue
 from core.engine.plan import RunPlan, build_plan
 from core.engine.state import (
+    MAIN,
+    NO_ITEM,
     TERMINAL_RUN,
     TERMINAL_UNIT,
     Deferred,
@@ -45,7 +47,7 @@ from core.fast_sql import (
     select_units,
     update_units,
 )
-from core.models import Run
+from core.models import Run, StepRun
 from integrations.registry import load_actions
 
 log = logging.getLogger(__name__)
@@ -247,7 +249,21 @@ def persist(
         run.status = decision.state.status.value
         run.finished_at = now if decision.state.status in TERMINAL_RUN else None
         run.save(update_fields=["status", "finished_at", "updated_at"])
+        if run.parent_id is not None and decision.state.status in TERMINAL_RUN:
+            # A child ended: its parent's step looks now, not at its next poll.
+            parent, label = run.parent_id, run.parent_unit
+            transaction.on_commit(lambda: wake_parent(parent, label), robust=True)
     return messages, _audit_events(run, decision.facts, actor)
+
+
+def wake_parent(parent_id: int, unit_label: str) -> None:
+    """Have the parent's `playbook:` step poll its child now (if it is waiting on it)."""
+    step, _, rest = unit_label.partition("[")
+    key = UnitKey(step, int(rest.rstrip("]")) if rest else NO_ITEM)
+    waiting = StepRun.objects.filter(run_id=parent_id, step_id=key.step, item_index=key.item,
+                                     phase=MAIN, status=UnitStatus.WAITING).exists()  # fmt: skip
+    if waiting:
+        apply_event(parent_id, RetryDue(key), actor="system")
 
 
 def drain_wakeups(queued: int) -> int:

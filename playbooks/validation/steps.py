@@ -141,7 +141,7 @@ def kind_problems(
                 (
                     at(index, "compensate"),
                     step.compensate is not None,
-                    "playbook steps cannot carry compensate (the child playbook compensates itself)",
+                    "playbook steps cannot carry compensate (give the child playbook on_failure: compensate)",
                 ),
             ]
         )

@@ -135,3 +135,45 @@ def test_a_playbook_step_naming_no_published_playbook_cannot_be_published(db: No
                                                     name="caller"), actor="user:alice")  # fmt: skip
     with pytest.raises(DefinitionInvalid, match="no published playbook 'nowhere'"):
         publish_version(version=version, actor="user:alice")
+
+
+def test_the_childs_end_wakes_its_parent_without_waiting_for_a_poll(
+    inline_dispatch: InlineDispatcher,
+) -> None:
+    published_version(ENRICH)
+    version = published_version(parent())
+    run = start_run(playbook=version.playbook, actor="user:bob")
+    while inline_dispatch.drain():  # no sweep, no time passing: only the wake-up
+        pass
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+
+
+def test_the_child_acts_for_whoever_started_the_parent_and_is_dry_when_it_is(
+    bob: User, inline_dispatch: InlineDispatcher, time_machine: Any
+) -> None:
+    published_version(ENRICH)
+    version = published_version(parent())
+    run = finish(start_run(playbook=version.playbook, actor="user:bob", user=bob, dry_run=True),
+                 inline_dispatch, time_machine)  # fmt: skip
+    (child,) = run.children.all()
+    assert (child.actor, child.created_by_id, child.dry_run) == ("user:bob", bob.pk, True)
+    assert child.context["parent"] == {"run": run.pk, "step": "enrich"}
+
+
+def test_cancelling_the_parent_cancels_its_child(
+    inline_dispatch: InlineDispatcher, time_machine: Any
+) -> None:
+    published_version(definition({"id": "gate", "approval": {"approvers": ["ic"]}}, echo("act", "gate"),
+                                 name="enrich-host", inputs={"host": {"type": "string"}}))  # fmt: skip
+    version = published_version(parent())
+    run = start_run(playbook=version.playbook, actor="user:bob")
+    inline_dispatch.drain()
+    (child,) = run.children.all()
+    assert child.status == "waiting_approval"
+    from core.runs import cancel_run
+
+    cancel_run(run=run, actor="user:bob")
+    inline_dispatch.drain()
+    child.refresh_from_db()
+    assert child.status == "cancelled"
