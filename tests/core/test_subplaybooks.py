@@ -79,6 +79,12 @@ def test_a_playbook_step_runs_the_child_and_takes_its_outcome_and_outputs(
     assert started.payload["child"] == child.pk
     created = AuditEvent.objects.get(stream=f"run:{child.pk}", kind="run.created")
     assert (created.payload["parent_run"], created.payload["parent_step"]) == (run.pk, "enrich")
+    # And on the pages.
+    from tests.web.test_pages import browser
+
+    assert f'href="/runs/{child.pk}/"' in browser(bob).get(f"/runs/{run.pk}/").content.decode()
+    child_page = browser(bob).get(f"/runs/{child.pk}/").content.decode()
+    assert f'<a href="/runs/{run.pk}/" id="parent-run">run {run.pk}</a>' in child_page
 
 
 def test_a_failing_child_fails_its_step_and_the_parent_compensates_when_asked(

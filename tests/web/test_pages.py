@@ -458,3 +458,40 @@ def test_an_unticked_checkbox_is_false_even_for_a_required_input(bob: User, db: 
     response = browser(bob).post("/runs/new/", {"playbook": "flags", "input-dry": "on"})
     assert response.status_code == 302, response.content.decode()
     assert Run.objects.get().inputs == {"force": False, "dry": True}
+
+
+def test_a_dry_runs_page_says_so_and_shows_its_plan(
+    playbook: PlaybookVersion, bob: User, inline_dispatch: InlineDispatcher
+) -> None:
+    from core.runs import start_run
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        dry = start_run(playbook=playbook.playbook, inputs={"host": "h"}, actor="user:bob",
+                        dry_run=True)  # fmt: skip
+    while inline_dispatch.drain():
+        pass
+    page = browser(bob).get(f"/runs/{dry.pk}/").content.decode()
+    assert '<span class="badge" id="dry-run">dry run</span>' in page
+    assert "no write or destructive action reached a vendor" in page
+
+
+def test_resuming_from_the_page_runs_the_failed_steps_again(
+    bob: User, inline_dispatch: InlineDispatcher
+) -> None:
+    from core.runs import start_run
+
+    version = published_version(definition(
+        {"id": "flaky", "action": "util.fail", "retry": {"attempts": 1},
+         "with": {"succeed_on_attempt": 2}}, name="page-flaky"))  # fmt: skip
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        run = start_run(playbook=version.playbook, actor="user:bob")
+    while inline_dispatch.drain():
+        pass
+    page = browser(bob).get(f"/runs/{run.pk}/").content.decode()
+    assert 'id="action-resume"' in page
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        browser(bob).post(f"/runs/{run.pk}/resume/")
+    while inline_dispatch.drain():
+        pass
+    run.refresh_from_db()
+    assert run.status == "succeeded"

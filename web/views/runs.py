@@ -22,7 +22,7 @@ from audit.models import AuditEvent
 from core.approval_models import ApprovalRequest
 from core.engine.state import RunStatus, UnitStatus
 from core.models import Attempt, Run, StepRun
-from core.runs import RunRefused, cancel_run, rerun, retry_step, start_run
+from core.runs import RunRefused, cancel_run, rerun, resume_run, retry_step, start_run
 from playbooks.models import Playbook, PlaybookVersion
 from web.access import can, needs, page
 from web.graph import run_graph
@@ -92,6 +92,10 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "alert": link.alert if link is not None else None,
         "can_export": may_read,
         "can_audit": can(request, roles.AUDITOR),
+        "children": Run.objects.filter(parent=run).select_related("playbook").order_by("id"),
+        "reruns": Run.objects.filter(rerun_of=run).order_by("id").values_list("pk", flat=True),
+        "plan": [(u.unit_label, u.output["plan"]) for u in _units(run)
+                 if run.dry_run and isinstance(u.output, dict) and u.output.get("dry_run") is True],
     })  # fmt: skip
 
 
@@ -183,6 +187,9 @@ def run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             step = request.POST.get("step", "")
             retry_step(run=run, step_id=step, actor=actor)
             messages.success(request, f"Step {step} of run {run.pk} is being retried.")
+        elif action == "resume":
+            resume_run(run=run, actor=actor)
+            messages.success(request, f"Run {run.pk} is resuming from its failed steps.")
         elif action == "rerun":
             again = rerun(run=run, user=request.user, actor=actor)
             messages.success(request, f"Run {again.pk} started on {run.playbook.name} "
