@@ -50,6 +50,16 @@ def make_runs(version: PlaybookVersion, n: int, inline: InlineDispatcher) -> lis
     return runs
 
 
+def finished_dry_run(version: PlaybookVersion, inline: InlineDispatcher) -> Run:
+    """A dry run of `version`, driven to its end."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        dry = start_run(playbook=version.playbook, inputs={"host": "h"}, actor="user:bob",
+                        dry_run=True)  # fmt: skip
+    while inline.drain():
+        pass
+    return dry
+
+
 PAGES = ["/", "/alerts/", "/runs/", "/runs/new/", "/playbooks/", "/playbooks/ui-playbook/",
          "/playbooks/ui-playbook/v1/", "/integrations/", "/approvals/"]  # fmt: skip
 
@@ -182,13 +192,7 @@ def test_re_running_starts_a_new_run_with_the_same_inputs(
 def test_re_running_a_dry_run_from_the_page_stays_dry(
     playbook: PlaybookVersion, bob: User, inline_dispatch: InlineDispatcher
 ) -> None:
-    from core.runs import start_run
-
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        dry = start_run(playbook=playbook.playbook, inputs={"host": "h"}, actor="user:bob",
-                        dry_run=True)  # fmt: skip
-    while inline_dispatch.drain():
-        pass
+    dry = finished_dry_run(playbook, inline_dispatch)
     with TestCase.captureOnCommitCallbacks(execute=True):
         browser(bob).post(f"/runs/{dry.pk}/rerun/")
     again = Run.objects.get(rerun_of=dry)
@@ -463,13 +467,7 @@ def test_an_unticked_checkbox_is_false_even_for_a_required_input(bob: User, db: 
 def test_a_dry_runs_page_says_so_and_shows_its_plan(
     playbook: PlaybookVersion, bob: User, inline_dispatch: InlineDispatcher
 ) -> None:
-    from core.runs import start_run
-
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        dry = start_run(playbook=playbook.playbook, inputs={"host": "h"}, actor="user:bob",
-                        dry_run=True)  # fmt: skip
-    while inline_dispatch.drain():
-        pass
+    dry = finished_dry_run(playbook, inline_dispatch)
     page = browser(bob).get(f"/runs/{dry.pk}/").content.decode()
     assert '<span class="badge" id="dry-run">dry run</span>' in page
     assert "no write or destructive action reached a vendor" in page
