@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import string
 from collections.abc import Mapping
 from typing import Any
 
-import pydantic
-
 from core.models import Run
 from integrations.context import ConnectionInfo
-from integrations.errors import PermanentError
-from integrations.registry import ActionSpec
+from integrations.registry import ActionSpec, validated_inputs
+from playbooks.validation.names import StepNames
 
 FIXTURES = "dry_run_fixtures"  # where a dry run's context keeps its fixtures
 MAX_FIXTURES_BYTES = 1_000_000
-_ITEM = re.compile(r"([a-z][a-z0-9_]{0,62})\[(\d+)\]")
 _MISSING = object()
 
 
@@ -44,20 +40,13 @@ def fixture_problems(
     """Why fixtures cannot answer this version's steps: each must name one of its steps,
     an item of a for_each step (`scan[1]`) or an action it calls (a typo would let the
     read it meant reach the vendor), and hold an output (null is none)."""
-    steps = [s for s in definition.get("steps") or [] if isinstance(s, Mapping)]
-    names = {s["id"] for s in steps if isinstance(s.get("id"), str)}
-    names |= {s["action"] for s in steps if isinstance(s.get("action"), str)}
-    names |= {s["compensate"]["action"] for s in steps if isinstance(s.get("compensate"), Mapping)
-              and isinstance(s["compensate"].get("action"), str)}  # fmt: skip
-    fan_outs = {s["id"] for s in steps if s.get("for_each") is not None}
-    children = {s["id"] for s in steps if s.get("playbook")}
+    names = StepNames.of(definition)
     problems = []
     for name, value in fixtures.items():
-        item = _ITEM.fullmatch(name)
-        if name in children:
+        if name in names.children:
             problems.append((f"fixtures.{name}", "is a playbook step: its child run runs, dry, "
                              "with its own steps"))  # fmt: skip
-        elif name not in names and not (item and item.group(1) in fan_outs):
+        elif not names.knows(name):
             problems.append((f"fixtures.{name}", "names no step, for_each item or action of "
                              "this version"))  # fmt: skip
         elif value is None:
@@ -73,7 +62,9 @@ def fixture_problems(
 def dry_outcome(spec: ActionSpec, claimed: Any, connection: ConnectionInfo | None) -> Any:
     """What the attempt of a dry run returns instead of calling the vendor, or None when
     it runs for real (a read without a fixture). Inputs the action would refuse raise
-    InvalidInputs, as the real call would."""
+    PermanentError, as the real call would."""
+    if spec.internal:  # a child run: it runs, dry itself
+        return None
     fixtures = dry_run_fixtures(claimed.run_id)
     key = claimed.key
     fixture = _MISSING
@@ -81,9 +72,7 @@ def dry_outcome(spec: ActionSpec, claimed: Any, connection: ConnectionInfo | Non
         if name in fixtures:
             fixture = fixtures[name]
             break
-    if spec.internal:  # a child run: it runs, dry itself
-        return None
-    inputs = checked_inputs(spec, claimed.inputs)
+    inputs = validated_inputs(spec, claimed.inputs).model_dump(mode="json")
     reads = spec.side_effect == "read" or (spec.reads_with is not None and spec.reads_with(inputs))
     if reads:
         return None if fixture is _MISSING else fixture
@@ -96,20 +85,6 @@ def dry_outcome(spec: ActionSpec, claimed: Any, connection: ConnectionInfo | Non
     if isinstance(fixture, dict):  # what later steps read of it, as the vendor would answer
         return {**fixture, **plan}
     return plan
-
-
-def checked_inputs(spec: ActionSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """The inputs as the action would take them (defaults applied); PermanentError when
-    it would refuse them."""
-    try:
-        validated = spec.input_model.model_validate(dict(inputs))
-    except pydantic.ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(inputs)'}: {err['msg']}"
-                             for err in exc.errors())  # fmt: skip
-        raise PermanentError(
-            f"invalid inputs for {spec.name}: {problems}", kind="validation"
-        ) from None
-    return validated.model_dump(mode="json")
 
 
 def plan_text(

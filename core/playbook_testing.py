@@ -6,10 +6,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import pydantic
-
 from core.engine.test_runner import LocalAction, TestResult, run_playbook_tests
-from integrations.registry import load_actions
+from integrations.errors import ActionError
+from integrations.registry import (
+    destructive,
+    load_actions,
+    unsafe_to_repeat,
+    validated_inputs,
+)
 from playbooks.validation import Problem
 
 # Actions that touch nothing outside the run, so a test runs them for real (sleeping
@@ -26,26 +30,19 @@ LOCAL_ACTIONS: dict[str, LocalAction] = {
 def run_definition_tests(definition: Mapping[str, Any]) -> list[TestResult]:
     """Run the tests of a definition that passed validation."""
     actions = load_actions()
-    unsafe = frozenset(
-        n for n, s in actions.items() if s.side_effect != "read" and not s.idempotent
-    )
-    destructive = frozenset(n for n, s in actions.items() if s.side_effect == "destructive")
 
     def check_inputs(name: str, inputs: Any) -> str | None:
         spec = actions.get(name)
-        if spec is None:
-            return None
         try:
-            spec.input_model.model_validate(inputs)
-        except pydantic.ValidationError as exc:
-            return f"invalid inputs for {name}: " + "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(inputs)'}: {err['msg']}"
-                for err in exc.errors()
-            )
+            if spec is not None:
+                validated_inputs(spec, inputs)
+        except ActionError as exc:
+            return exc.message
         return None
 
-    return run_playbook_tests(definition, destructive=destructive, unsafe_to_repeat=unsafe,
-                              local=LOCAL_ACTIONS, check_inputs=check_inputs)  # fmt: skip
+    return run_playbook_tests(definition, destructive=destructive(actions),
+                              unsafe_to_repeat=unsafe_to_repeat(actions), local=LOCAL_ACTIONS,
+                              check_inputs=check_inputs)  # fmt: skip
 
 
 def failing_test_problems(definition: Mapping[str, Any]) -> list[Problem]:

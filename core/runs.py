@@ -164,16 +164,14 @@ def resume_run(*, run: Run, actor: str) -> Run:
 
     def not_rerun(state: object, loaded: object) -> bool:
         # Asked under the run's lock, which a re-run takes too: one of them waits.
-        return not Run.objects.filter(rerun_of_id=run.pk).exists()
+        return first_rerun(run) is None
 
     try:
         applied = apply_event(run.pk, Resume(), actor=actor, precondition=not_rerun)
     except EngineError as exc:
         raise RunRefused(str(exc)) from None
     if applied is None:
-        earlier = (
-            Run.objects.filter(rerun_of=run).order_by("id").values_list("pk", flat=True).first()
-        )
+        earlier = first_rerun(run)
         raise RunRefused(f"run {run.pk} was re-run already, as run {earlier}; it is not resumed")
     run.refresh_from_db()
     return run
@@ -198,9 +196,7 @@ def rerun(
                 "cancel it first)",
                 [("run", f"is {run.status}")],
             )
-        earlier = (
-            Run.objects.filter(rerun_of=run).order_by("id").values_list("pk", flat=True).first()
-        )
+        earlier = first_rerun(run)
         if earlier is not None:
             raise RunRefused(
                 f"run {run.pk} was re-run already, as run {earlier}; re-run that one instead",
@@ -227,3 +223,8 @@ def rerun(
             run_id=run.pk,
         )
     return new
+
+
+def first_rerun(run: Run) -> int | None:
+    """The id of the first run that re-ran `run`, if one did."""
+    return Run.objects.filter(rerun_of=run).order_by("id").values_list("pk", flat=True).first()

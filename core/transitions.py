@@ -48,7 +48,7 @@ from core.fast_sql import (
     update_units,
 )
 from core.models import Run, StepRun
-from integrations.registry import load_actions
+from integrations.registry import destructive, load_actions, unsafe_to_repeat
 
 log = logging.getLogger(__name__)
 
@@ -101,15 +101,8 @@ def plan_for(run: Run, content_hash: str | None = None) -> RunPlan:
     plan = _plans.get((run.version_id, content_hash))
     if plan is None:
         actions = load_actions()
-        unsafe = frozenset(
-            name
-            for name, spec in actions.items()
-            if spec.side_effect != "read" and not spec.idempotent
-        )
-        destructive = frozenset(
-            name for name, spec in actions.items() if spec.side_effect == "destructive"
-        )
-        plan = build_plan(run.version.definition, unsafe_to_repeat=unsafe, destructive=destructive)
+        plan = build_plan(run.version.definition, unsafe_to_repeat=unsafe_to_repeat(actions),
+                          destructive=destructive(actions))  # fmt: skip
         _plans[(run.version_id, content_hash)] = plan
     return plan
 

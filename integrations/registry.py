@@ -152,12 +152,13 @@ def get_action(name: str) -> ActionSpec | None:
     return _REGISTRY.get(name)
 
 
-def invoke(spec: ActionSpec, ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
-    """Validate `inputs` and call the action; a validation failure is permanent."""
+def validated_inputs(spec: ActionSpec, inputs: dict[str, Any]) -> pydantic.BaseModel:
+    """`inputs` as the action takes them (defaults applied); PermanentError (kind
+    validation) naming each bad field when it would refuse them."""
     from integrations.errors import PermanentError
 
     try:
-        validated = spec.input_model.model_validate(inputs)
+        return spec.input_model.model_validate(inputs)
     except pydantic.ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(inputs)'}: {err['msg']}"
@@ -166,6 +167,20 @@ def invoke(spec: ActionSpec, ctx: ActionContext, inputs: dict[str, Any]) -> dict
         raise PermanentError(
             f"invalid inputs for {spec.name}: {problems}", kind="validation"
         ) from None
+
+
+def unsafe_to_repeat(specs: dict[str, ActionSpec]) -> frozenset[str]:
+    """Writes without an idempotency key: their effect is unknown after a lost attempt."""
+    return frozenset(n for n, s in specs.items() if s.side_effect != "read" and not s.idempotent)
+
+
+def destructive(specs: dict[str, ActionSpec]) -> frozenset[str]:
+    return frozenset(n for n, s in specs.items() if s.side_effect == "destructive")
+
+
+def invoke(spec: ActionSpec, ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Validate `inputs` and call the action; a validation failure is permanent."""
+    validated = validated_inputs(spec, inputs)
     kwargs = {field: getattr(validated, field) for field in type(validated).model_fields}
     result = spec.func(ctx, **kwargs)
     if not isinstance(result, dict):

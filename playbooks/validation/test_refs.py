@@ -2,44 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from playbooks.expressions import ExpressionError, check_expression
+from playbooks.validation.names import StepNames
 from playbooks.validation.problems import Problem
-
-# A mock for one item of a for_each step: `patch[1]`.
-_ITEM = re.compile(r"([a-z][a-z0-9_]{0,62})\[(\d+)\]")
-
-
-@dataclass(frozen=True)
-class _Names:
-    """What a test may name: the steps, the for_each ones, the approval gates (a step
-    that asks again asks under its gate, so the gate's decision answers it too), and the
-    actions called."""
-
-    steps: list[str]
-    fan_outs: frozenset[str]
-    gates: frozenset[str]
-    actions: frozenset[str]
-
-    @classmethod
-    def of(cls, definition: Mapping[str, Any]) -> _Names:
-        steps = [s for s in definition.get("steps") or []
-                 if isinstance(s, Mapping) and isinstance(s.get("id"), str)]  # fmt: skip
-        actions = {s["action"] for s in steps if isinstance(s.get("action"), str)}
-        for step in steps:
-            undo = step.get("compensate")
-            if isinstance(undo, Mapping) and isinstance(undo.get("action"), str):
-                actions.add(undo["action"])
-        return cls(
-            steps=[s["id"] for s in steps],
-            fan_outs=frozenset(s["id"] for s in steps if s.get("for_each") is not None),
-            gates=frozenset(s["id"] for s in steps if s.get("approval") is not None),
-            actions=frozenset(actions),
-        )
 
 
 def test_problems(definition: Mapping[str, Any]) -> list[Problem]:
@@ -48,7 +16,7 @@ def test_problems(definition: Mapping[str, Any]) -> list[Problem]:
     tests = definition.get("tests")
     if not isinstance(tests, list):
         return []
-    names = _Names.of(definition)
+    names = StepNames.of(definition)
     problems: list[Problem] = []
     seen: set[str] = set()
     for index, test in enumerate(tests):
@@ -66,14 +34,10 @@ def test_problems(definition: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
-def _mock_problems(where: str, test: Mapping[str, Any], names: _Names) -> list[Problem]:
+def _mock_problems(where: str, test: Mapping[str, Any], names: StepNames) -> list[Problem]:
     problems = []
     for key in _keys(test.get("mocks")):
-        item = _ITEM.fullmatch(key)
-        known = (
-            item.group(1) in names.fan_outs if item else key in names.steps or key in names.actions
-        )
-        if not known:
+        if not names.knows(key):
             problems.append(Problem(f"{where}.mocks.{key}", _unknown_mock(key, names)))
         elif key in names.gates:
             problems.append(Problem(f"{where}.mocks.{key}", f"{key} is an approval gate, "
@@ -86,7 +50,7 @@ def _mock_problems(where: str, test: Mapping[str, Any], names: _Names) -> list[P
     return problems
 
 
-def _expect_problems(where: str, expect: Mapping[str, Any], names: _Names) -> list[Problem]:
+def _expect_problems(where: str, expect: Mapping[str, Any], names: StepNames) -> list[Problem]:
     problems = []
     for field in ("ran", "skipped"):
         listed = expect.get(field)
@@ -118,11 +82,11 @@ def _keys(value: Any) -> list[str]:
     return [k for k in value if isinstance(k, str)] if isinstance(value, Mapping) else []
 
 
-def _unknown_step(key: str, names: _Names) -> str:
+def _unknown_step(key: str, names: StepNames) -> str:
     return f"no step {key!r} in this playbook (steps: {', '.join(names.steps)})"
 
 
-def _unknown_mock(key: str, names: _Names) -> str:
+def _unknown_mock(key: str, names: StepNames) -> str:
     return (f"no step or action {key!r} in this playbook: a mock is for a step id "
             f"({', '.join(names.steps)}), one item of a for_each step (such as "
             f"{next(iter(sorted(names.fan_outs)), 'step')}[0]), or an action it calls "
